@@ -1,0 +1,73 @@
+"""The one error tree of Reactor Jobs: each class's docstring is its default message.
+
+The HTTP layer maps each class to a status and an error `code` in one table.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ReactorError(Exception):
+    """Reactor Jobs failed."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class NotFound(ReactorError):
+    """The object does not exist."""
+
+    code = "not_found"
+
+
+class RunNotFound(NotFound):
+    """The run does not exist."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} not found")
+        self.run_id = run_id
+
+
+class ConcurrencyError(ReactorError):
+    """The stream moved on: another writer appended first."""
+
+    code = "conflict"
+
+    def __init__(self, run_id: str, expected: int, actual: int | None) -> None:
+        actual_text = "no stream" if actual is None else f"position {actual}"
+        super().__init__(
+            f"run {run_id}: expected stream at position {expected}, found {actual_text}"
+        )
+        self.run_id = run_id
+        self.expected = expected
+        self.actual = actual
+
+
+class FenceError(ReactorError):
+    """The attempt no longer owns the run; its append was refused."""
+
+    code = "fenced"
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"run {run_id}: append refused, {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
+class InvalidEvent(ReactorError):
+    """The event cannot be stored."""
+
+    code = "invalid_event"
+
+
+class JournalTampered(ReactorError):
+    """The journal's hash chain does not match its contents."""
+
+    code = "journal_tampered"

@@ -1,0 +1,232 @@
+"""The run journal's vocabulary: one tagged union of immutable, versioned events.
+
+Tags are stable names written into the journal, never Python import paths. Each event
+carries a schema version; `decode` upcasts stored older versions to the current shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, ClassVar, NewType
+
+import msgspec
+
+RunId = NewType("RunId", str)
+OrgId = NewType("OrgId", str)
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    VERSION: ClassVar[int] = 1
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A failure as recorded: exception type, message and whether a retry may help."""
+
+    type: str
+    message: str
+    retryable: bool = True
+
+
+class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What started a run: the trigger kind and where it came from."""
+
+    kind: str  # manual | cron | webhook | event | retry
+    source: str | None = None  # trigger id, webhook trigger id, cron trigger id
+    event_id: str | None = None  # the Emitted event that caused it (kind == "event")
+    causation_run_id: str | None = None  # the run that emitted that event
+    scheduled_for: datetime | None = None  # the cron slot
+
+
+class Triggered(_Event, frozen=True, tag="Triggered"):
+    org: str
+    job: str
+    function: str
+    function_version: int
+    trigger: TriggerInfo
+    payload: Any = None
+    headers: dict[str, str] = {}
+    content_type: str = "application/json"
+    idempotency_key: str | None = None
+    max_attempts: int = 3
+    timeout_ms: int = 600_000
+    available_at: datetime | None = None  # None: runnable at once
+
+
+class AttemptStarted(_Event, frozen=True, tag="AttemptStarted"):
+    attempt: int
+    worker: str
+    lease_expires_at: datetime
+
+
+class StepCompleted(_Event, frozen=True, tag="StepCompleted"):
+    name: str
+    attempt: int
+    output: Any = None
+    duration_ms: float = 0.0
+
+
+class StepFailed(_Event, frozen=True, tag="StepFailed"):
+    name: str
+    attempt: int
+    error: ErrorInfo
+
+
+class StateSet(_Event, frozen=True, tag="StateSet"):
+    key: str
+    value: Any = None
+    deleted: bool = False
+
+
+class Emitted(_Event, frozen=True, tag="Emitted"):
+    event_id: str
+    topic: str
+    payload: Any = None
+
+
+class SleepScheduled(_Event, frozen=True, tag="SleepScheduled"):
+    name: str
+    wake_at: datetime
+
+
+class SleepCompleted(_Event, frozen=True, tag="SleepCompleted"):
+    name: str
+
+
+class Failed(_Event, frozen=True, tag="Failed"):
+    attempt: int
+    error: ErrorInfo
+
+
+class RetryScheduled(_Event, frozen=True, tag="RetryScheduled"):
+    attempt: int  # the attempt that will run next
+    available_at: datetime
+
+
+class DeadLettered(_Event, frozen=True, tag="DeadLettered"):
+    dlq_id: str
+    attempts: int
+    error: ErrorInfo | None = None
+
+
+class Retried(_Event, frozen=True, tag="Retried"):
+    dlq_id: str | None = None
+    by: str | None = None
+    max_attempts: int | None = None  # a fresh attempt budget counted from now
+
+
+class Cancelled(_Event, frozen=True, tag="Cancelled"):
+    reason: str = "cancelled"
+    by: str | None = None
+
+
+class TimedOut(_Event, frozen=True, tag="TimedOut"):
+    attempt: int
+    timeout_ms: int
+
+
+class LeaseExpired(_Event, frozen=True, tag="LeaseExpired"):
+    attempt: int
+    worker: str
+
+
+class Completed(_Event, frozen=True, tag="Completed"):
+    output: Any = None
+
+
+Event = (
+    Triggered
+    | AttemptStarted
+    | StepCompleted
+    | StepFailed
+    | StateSet
+    | Emitted
+    | SleepScheduled
+    | SleepCompleted
+    | Failed
+    | RetryScheduled
+    | DeadLettered
+    | Retried
+    | Cancelled
+    | TimedOut
+    | LeaseExpired
+    | Completed
+)
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (
+        Triggered,
+        AttemptStarted,
+        StepCompleted,
+        StepFailed,
+        StateSet,
+        Emitted,
+        SleepScheduled,
+        SleepCompleted,
+        Failed,
+        RetryScheduled,
+        DeadLettered,
+        Retried,
+        Cancelled,
+        TimedOut,
+        LeaseExpired,
+        Completed,
+    )
+}
+
+TERMINAL_EVENTS = (Completed, DeadLettered, Cancelled)
+
+# (type, stored version) -> function turning that version's data into the next version's.
+# One small function per version step; decode applies them in a chain.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)  # type: ignore[arg-type]
+_list_decoder: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
+
+
+def event_type(event: Event) -> str:
+    return str(type(event).__struct_config__.tag)
+
+
+def event_version(event: Event) -> int:
+    return type(event).VERSION
+
+
+def encode(event: Event) -> bytes:
+    """The event's canonical bytes: JSON with sorted keys, the bytes the hash chain covers."""
+    return _encoder.encode(event)
+
+
+def canonical_json(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode(payload: bytes | str, type_name: str | None = None, version: int | None = None) -> Event:
+    """Decode stored bytes into the current event shape, upcasting older versions."""
+    if type_name is None or version is None or version == EVENT_TYPES[type_name].VERSION:
+        return _decoder.decode(payload)
+    return upcast(msgspec.json.decode(payload), type_name, version)
+
+
+def decode_many(payloads: Iterable[bytes]) -> list[Event]:
+    """Decode current-version payloads in one call: the replay fast path."""
+    return _list_decoder.decode(b"[" + b",".join(payloads) + b"]")
+
+
+def upcast(data: dict[str, Any], type_name: str, version: int) -> Event:
+    current = EVENT_TYPES[type_name].VERSION
+    while version < current:
+        step = UPCASTERS.get((type_name, version))
+        if step is None:
+            raise ValueError(f"no upcaster for {type_name} version {version}")
+        data = step(data)
+        version += 1
+    if version > current:
+        raise ValueError(
+            f"{type_name} version {version} is newer than this code understands ({current})"
+        )
+    data["type"] = type_name
+    return msgspec.convert(data, Event)  # type: ignore[arg-type]

@@ -1,0 +1,180 @@
+"""The replay fold: a run's events in, its state out. Pure; no database, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.journal import RecordedEvent
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+class Sleep(msgspec.Struct, kw_only=True):
+    wake_at: datetime
+    done: bool = False
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """Everything a worker needs to resume a run, rebuilt from its stream alone."""
+
+    run_id: str = ""
+    org: str = ""
+    job: str = ""
+    function: str = ""
+    function_version: int = 0
+    trigger: ev.TriggerInfo | None = None
+    payload: Any = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    content_type: str = "application/json"
+    status: str = "new"
+    attempt: int = 0
+    max_attempts: int = 3
+    timeout_ms: int = 600_000
+    worker: str | None = None
+    lease_expires_at: datetime | None = None
+    available_at: datetime | None = None
+    steps: dict[str, Any] = msgspec.field(default_factory=dict)  # name -> recorded output
+    state: dict[str, Any] = msgspec.field(default_factory=dict)
+    emitted: list[str] = msgspec.field(default_factory=list)  # event ids, in order
+    sleeps: dict[str, Sleep] = msgspec.field(default_factory=dict)
+    last_error: ev.ErrorInfo | None = None
+    output: Any = None
+    dlq_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+    position: int = 0
+    last_hash: bytes = b""
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def _triggered(s: RunState, e: ev.Triggered, at: datetime) -> None:
+    s.org, s.job, s.function, s.function_version = e.org, e.job, e.function, e.function_version
+    s.trigger, s.payload, s.headers, s.content_type = e.trigger, e.payload, e.headers, e.content_type
+    s.max_attempts, s.timeout_ms = e.max_attempts, e.timeout_ms
+    s.status, s.available_at, s.created_at = "queued", e.available_at or at, at
+
+
+def _attempt_started(s: RunState, e: ev.AttemptStarted, at: datetime) -> None:
+    s.status, s.attempt, s.worker, s.lease_expires_at = "running", e.attempt, e.worker, e.lease_expires_at
+    s.started_at, s.available_at = at, None
+
+
+def _release(s: RunState, status: str, available_at: datetime | None) -> None:
+    s.status, s.available_at, s.worker, s.lease_expires_at = status, available_at, None, None
+
+
+def _step_completed(s: RunState, e: ev.StepCompleted, at: datetime) -> None:
+    s.steps[e.name] = e.output
+
+
+def _state_set(s: RunState, e: ev.StateSet, at: datetime) -> None:
+    if e.deleted:
+        s.state.pop(e.key, None)
+    else:
+        s.state[e.key] = e.value
+
+
+def _emitted(s: RunState, e: ev.Emitted, at: datetime) -> None:
+    s.emitted.append(e.event_id)
+
+
+def _sleep_scheduled(s: RunState, e: ev.SleepScheduled, at: datetime) -> None:
+    s.sleeps[e.name] = Sleep(wake_at=e.wake_at)
+    _release(s, "sleeping", e.wake_at)
+
+
+def _sleep_completed(s: RunState, e: ev.SleepCompleted, at: datetime) -> None:
+    if e.name in s.sleeps:
+        s.sleeps[e.name].done = True
+    _release(s, "queued", at)
+
+
+def _failed(s: RunState, e: ev.Failed, at: datetime) -> None:
+    s.last_error = e.error
+    _release(s, "retrying", at)
+
+
+def _timed_out(s: RunState, e: ev.TimedOut, at: datetime) -> None:
+    s.last_error = ev.ErrorInfo(
+        type="TimedOut", message=f"attempt {e.attempt} ran past its timeout of {e.timeout_ms} ms"
+    )
+    _release(s, "retrying", at)
+
+
+def _lease_expired(s: RunState, e: ev.LeaseExpired, at: datetime) -> None:
+    s.last_error = ev.ErrorInfo(
+        type="LeaseExpired", message=f"worker {e.worker} lost its lease during attempt {e.attempt}"
+    )
+    _release(s, "retrying", at)
+
+
+def _retry_scheduled(s: RunState, e: ev.RetryScheduled, at: datetime) -> None:
+    _release(s, "retrying", e.available_at)
+
+
+def _dead_lettered(s: RunState, e: ev.DeadLettered, at: datetime) -> None:
+    s.dlq_id, s.finished_at = e.dlq_id, at
+    s.last_error = e.error or s.last_error
+    _release(s, "failed", None)
+
+
+def _retried(s: RunState, e: ev.Retried, at: datetime) -> None:
+    s.dlq_id, s.finished_at = None, None
+    if e.max_attempts is not None:
+        s.max_attempts = e.max_attempts
+    _release(s, "queued", at)
+
+
+def _cancelled(s: RunState, e: ev.Cancelled, at: datetime) -> None:
+    s.finished_at = at
+    _release(s, "cancelled", None)
+
+
+def _completed(s: RunState, e: ev.Completed, at: datetime) -> None:
+    s.output, s.finished_at = e.output, at
+    _release(s, "completed", None)
+
+
+def _history_only(s: RunState, e: Any, at: datetime) -> None:
+    pass
+
+
+_FOLDS: dict[type, Callable[[RunState, Any, datetime], None]] = {
+    ev.Triggered: _triggered,
+    ev.AttemptStarted: _attempt_started,
+    ev.StepCompleted: _step_completed,
+    ev.StepFailed: _history_only,
+    ev.StateSet: _state_set,
+    ev.Emitted: _emitted,
+    ev.SleepScheduled: _sleep_scheduled,
+    ev.SleepCompleted: _sleep_completed,
+    ev.Failed: _failed,
+    ev.RetryScheduled: _retry_scheduled,
+    ev.DeadLettered: _dead_lettered,
+    ev.Retried: _retried,
+    ev.Cancelled: _cancelled,
+    ev.TimedOut: _timed_out,
+    ev.LeaseExpired: _lease_expired,
+    ev.Completed: _completed,
+}
+
+
+def fold(records: Iterable[RecordedEvent], state: RunState | None = None) -> RunState:
+    """Apply recorded events in stream order; pass `state` to continue an earlier fold."""
+    s = state if state is not None else RunState()
+    for rec in records:
+        if not s.run_id:
+            s.run_id = rec.run_id
+        _FOLDS[type(rec.event)](s, rec.event, rec.recorded_at)
+        s.position, s.updated_at, s.last_hash = rec.position, rec.recorded_at, rec.hash
+    return s
