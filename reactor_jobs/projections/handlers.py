@@ -110,7 +110,10 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
             patch.update(status="queued", available_at=NOW, finished_at=None, dlq_id=None)
             if event.max_attempts is not None:
                 patch["max_attempts"] = event.max_attempts
-            if event.dlq_id is not None:
+            opened = [row for row in changes.dlq_opened if row["dlq_id"] == event.dlq_id]
+            if opened:  # opened by this same append: a sibling UPDATE could not see the row
+                opened[0].update(status="retried", retried_at=NOW)
+            elif event.dlq_id is not None:
                 changes.dlq_retried.append(event.dlq_id)
             changes.notify = True
         case ev.Cancelled():

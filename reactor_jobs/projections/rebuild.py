@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -43,7 +42,6 @@ class Projections:
         self.runs: dict[str, Row] = {}
         self.dlq: dict[str, Row] = {}
         self.events: dict[str, Row] = {}
-        self._consumers: dict[str, list[datetime]] = {}
 
     def apply(self, rec: RecordedEvent) -> None:
         changes = project(rec.run_id, rec.position, [rec.event])
@@ -63,15 +61,11 @@ class Projections:
                 entry.update(status="retried", retried_at=at)
         for row in changes.events_recorded:
             self.events[row["event_id"]] = {**resolve_now(row, at, _ROW_TIMES), **owner}
-        for event_id in changes.events_consumed:
-            self._consumers.setdefault(event_id, []).append(at)
-
-    def finish(self) -> None:
-        """Count consumers last: a consuming Triggered may precede its Emitted in the journal."""
-        for event_id, times in self._consumers.items():
-            row = self.events.get(event_id)
-            if row is not None:
-                row.update(fanout=row["fanout"] + len(times), consumed_at=min(times))
+        for event_id in changes.events_consumed:  # fan-out is journaled after its Emitted
+            consumed = self.events.get(event_id)
+            if consumed is not None:
+                consumed["fanout"] += 1
+                consumed["consumed_at"] = min(consumed["consumed_at"] or at, at)
 
 
 def _records(rows: Iterable[Row], table: str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
@@ -102,7 +96,6 @@ async def rebuild(pool: asyncpg.Pool, *, batch: int = 10_000) -> RebuildReport:
             for rec in to_recorded(rows):
                 state.apply(rec)
             count += len(rows)
-        state.finish()
         for table, columns, rows in (
             ("runs", RUN_COLUMNS, state.runs.values()),
             ("dlq", DLQ_COLUMNS, state.dlq.values()),
