@@ -158,4 +158,46 @@ CREATE INDEX IF NOT EXISTS events_by_topic ON _reactor_jobs.events (org, topic, 
 CREATE INDEX IF NOT EXISTS events_unconsumed ON _reactor_jobs.events (org, emitted_at)
     WHERE consumed_at IS NULL;
 
+-- Configuration, not run history: functions, their immutable versions, and jobs.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.functions (
+    org          text NOT NULL,
+    name         text NOT NULL,
+    runtime      text NOT NULL CHECK (runtime IN ('python', 'bun')),
+    live_version integer CHECK (live_version >= 1),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, name)
+);
+
+-- A deployed bundle: the archive bytes (function.json + code/) and its parsed manifest.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.function_versions (
+    org        text NOT NULL,
+    name       text NOT NULL,
+    version    integer NOT NULL CHECK (version >= 1),
+    archive    bytea NOT NULL,
+    sha256     bytea NOT NULL CHECK (length(sha256) = 32),
+    manifest   jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, name, version),
+    FOREIGN KEY (org, name) REFERENCES _reactor_jobs.functions (org, name) ON DELETE CASCADE
+);
+
+-- A job binds a name to a function. Policy columns left NULL come from the live
+-- version's manifest `job` block at trigger time; a run records what it got.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.jobs (
+    org              text NOT NULL,
+    name             text NOT NULL,
+    function_name    text NOT NULL,
+    max_attempts     integer CHECK (max_attempts BETWEEN 1 AND 100),
+    backoff          text CHECK (backoff IN ('exponential', 'linear')),
+    initial_delay_ms integer CHECK (initial_delay_ms >= 0),
+    max_delay_ms     integer CHECK (max_delay_ms >= 0),
+    max_concurrency  integer CHECK (max_concurrency >= 1),
+    timeout_ms       integer CHECK (timeout_ms >= 1),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, name),
+    FOREIGN KEY (org, function_name) REFERENCES _reactor_jobs.functions (org, name)
+);
+
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

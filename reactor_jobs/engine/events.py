@@ -48,7 +48,11 @@ class Triggered(_Event, frozen=True, tag="Triggered"):
     headers: dict[str, str] = {}
     content_type: str = "application/json"
     idempotency_key: str | None = None
+    # the job's policy as resolved when triggered; the run keeps it whatever changes later
     max_attempts: int = 3
+    backoff: str = "exponential"
+    initial_delay_ms: int = 1000
+    max_delay_ms: int = 60_000
     timeout_ms: int = 600_000
     available_at: datetime | None = None  # None: runnable at once
 
@@ -112,7 +116,7 @@ class DeadLettered(_Event, frozen=True, tag="DeadLettered"):
 class Retried(_Event, frozen=True, tag="Retried"):
     dlq_id: str | None = None
     by: str | None = None
-    max_attempts: int | None = None  # a fresh attempt budget counted from now
+    max_attempts: int | None = None  # the new ceiling on the attempt number
 
 
 class Cancelled(_Event, frozen=True, tag="Cancelled"):
