@@ -11,11 +11,16 @@ from reactor_jobs.engine import events as ev
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
-)  # fmt: skip
+)
 # jsonb cannot store NUL characters; the journal refuses them up front
 json_values = json_values.filter(lambda v: "\\u0000" not in ev.canonical_json(v).decode())
 names = st.sampled_from(["validate", "charge", "ship", "notify"])
@@ -31,11 +36,19 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
     topic_ids = event_ids if event_ids is not None else []
     source = draw(st.sampled_from([None, *topic_ids])) if topic_ids else None
     trigger = ev.TriggerInfo(kind="event" if source else "manual", event_id=source)
-    appends: list[list[ev.Event]] = [[ev.Triggered(
-        org=draw(st.sampled_from(["acme", "globex"])), job=draw(st.sampled_from(["a", "b"])),
-        function="fn", function_version=draw(st.integers(1, 3)), trigger=trigger,
-        payload=draw(json_values), max_attempts=draw(st.integers(1, 4)),
-    )]]  # fmt: skip
+    appends: list[list[ev.Event]] = [
+        [
+            ev.Triggered(
+                org=draw(st.sampled_from(["acme", "globex"])),
+                job=draw(st.sampled_from(["a", "b"])),
+                function="fn",
+                function_version=draw(st.integers(1, 3)),
+                trigger=trigger,
+                payload=draw(json_values),
+                max_attempts=draw(st.integers(1, 4)),
+            )
+        ]
+    ]
     attempt, emitted, finished, dead = 0, 0, False, 0
     for _ in range(draw(st.integers(0, 6))):
         if finished:
@@ -50,16 +63,18 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
         for _ in range(draw(st.integers(0, 3))):
             kind = draw(st.sampled_from(["step", "state", "unset", "emit", "step_failed"]))
             if kind == "step":
-                step: ev.Event = ev.StepCompleted(name=draw(names), attempt=attempt,
-                                                  output=draw(json_values))  # fmt: skip
+                step: ev.Event = ev.StepCompleted(
+                    name=draw(names), attempt=attempt, output=draw(json_values)
+                )
             elif kind in ("state", "unset"):
                 step = ev.StateSet(
                     key=draw(names), value=draw(json_values), deleted=kind == "unset"
                 )
             elif kind == "emit":
                 emitted += 1
-                step = ev.Emitted(event_id=f"evt_{run_id}_{emitted}", topic="t",
-                                  payload=draw(json_values))  # fmt: skip
+                step = ev.Emitted(
+                    event_id=f"evt_{run_id}_{emitted}", topic="t", payload=draw(json_values)
+                )
             else:
                 step = ev.StepFailed(name=draw(names), attempt=attempt, error=_error(draw))
             appends.append([step])
@@ -81,14 +96,24 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
             "lease": ev.LeaseExpired(attempt=attempt, worker="w1"),
         }[ending]
         if draw(st.booleans()):
-            appends.append([failure, ev.RetryScheduled(attempt=attempt + 1,
-                                                       available_at=T0 + timedelta(minutes=1))])  # fmt: skip
+            appends.append(
+                [
+                    failure,
+                    ev.RetryScheduled(attempt=attempt + 1, available_at=T0 + timedelta(minutes=1)),
+                ]
+            )
         else:
             dead += 1
-            appends.append([failure, ev.DeadLettered(dlq_id=f"dlq_{run_id}_{dead}", attempts=attempt,
-                                                     error=_error(draw))])  # fmt: skip
+            appends.append(
+                [
+                    failure,
+                    ev.DeadLettered(
+                        dlq_id=f"dlq_{run_id}_{dead}", attempts=attempt, error=_error(draw)
+                    ),
+                ]
+            )
             finished = True
     if draw(st.booleans()) and len(appends) > 1:  # sometimes merge appends into one
         cut = draw(st.integers(1, len(appends) - 1))
-        appends = appends[:cut] + [[e for a in appends[cut:] for e in a]]
+        appends = [*appends[:cut], [e for a in appends[cut:] for e in a]]
     return appends

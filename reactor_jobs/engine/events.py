@@ -187,8 +187,8 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 _encoder = msgspec.json.Encoder(order="sorted")
-_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)  # type: ignore[arg-type]
-_list_decoder: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+_list_decoder: msgspec.json.Decoder[list[Event]] = msgspec.json.Decoder(list[Event])
 
 
 def event_type(event: Event) -> str:
@@ -233,4 +233,5 @@ def upcast(data: dict[str, Any], type_name: str, version: int) -> Event:
             f"{type_name} version {version} is newer than this code understands ({current})"
         )
     data["type"] = type_name
-    return msgspec.convert(data, Event)  # type: ignore[arg-type]
+    event: Event = msgspec.convert(data, Event)
+    return event

@@ -107,66 +107,102 @@ def to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
         decoded = [ev.decode(r["payload"], r["type"], r["version"]) for r in rows]
     return [
         RecordedEvent(
-            global_position=r[0], run_id=r[1], position=r[2], org=r[3], type=r[4],
-            version=r[5], recorded_at=r[6], prev_hash=r[7], hash=r[8], payload=r[9],
+            global_position=r[0],
+            run_id=r[1],
+            position=r[2],
+            org=r[3],
+            type=r[4],
+            version=r[5],
+            recorded_at=r[6],
+            prev_hash=r[7],
+            hash=r[8],
+            payload=r[9],
             event=event,
-        )  # fmt: skip
+        )
         for r, event in zip(rows, decoded, strict=True)
     ]
 
 
 def export_line(rec: RecordedEvent) -> bytes:
     """One NDJSON line: the envelope, the hashes in hex, and the event's canonical data."""
-    return _json.encode({
-        "global_position": rec.global_position, "run_id": rec.run_id,
-        "position": rec.position, "org": rec.org, "type": rec.type, "version": rec.version,
-        "recorded_at": rec.recorded_at, "prev_hash": rec.prev_hash.hex(),
-        "hash": rec.hash.hex(), "data": msgspec.Raw(rec.payload),
-    })  # fmt: skip
+    return _json.encode(
+        {
+            "global_position": rec.global_position,
+            "run_id": rec.run_id,
+            "position": rec.position,
+            "org": rec.org,
+            "type": rec.type,
+            "version": rec.version,
+            "recorded_at": rec.recorded_at,
+            "prev_hash": rec.prev_hash.hex(),
+            "hash": rec.hash.hex(),
+            "data": msgspec.Raw(rec.payload),
+        }
+    )
 
 
 class _StatementInput:
-    """The append statement's array parameters, filled request by request."""
+    """The append statement's parts and array parameters, filled request by request."""
 
     def __init__(self) -> None:
-        self.req: list[list[Any]] = [[] for _ in range(7)]
-        self.new_runs: list[str] = []
-        self.ev: list[list[Any]] = [[] for _ in range(5)]
-        self.dlq_opened: list[str] = []
-        self.dlq_retried: tuple[list[str], list[str]] = ([], [])
-        self.consumed: tuple[list[str], list[str]] = ([], [])
-        self.events_recorded: list[str] = []
+        self.params: dict[str, list[list[Any]]] = {
+            name: [[] for _ in types] for name, (_, types) in append_sql.PARTS.items()
+        }
+        self.parts: set[str] = set()
+
+    def _add(self, part: str, *values: Any) -> None:
+        self.parts.add(part)
+        for column, value in zip(self.params[part], values, strict=True):
+            column.append(value)
 
     def add(self, req: AppendRequest, changes: Changes, payloads: list[bytes]) -> None:
         fence = req.fence or Fence(status=None)
         patch = None if changes.new_run is not None else _jsonb(changes.run_patch)
-        for column, value in zip(self.req, (
-            req.run_id, req.expected_position, patch, fence.status, fence.attempt,
-            fence.lease_owner, changes.notify,
-        ), strict=True):  # fmt: skip
-            column.append(value)
+        self._add(
+            "req",
+            req.run_id,
+            req.expected_position,
+            patch,
+            fence.status,
+            fence.attempt,
+            fence.lease_owner,
+            changes.notify,
+        )
         if changes.new_run is not None:
-            self.new_runs.append(_jsonb(changes.new_run))
+            self._add("created", _jsonb(changes.new_run))
+        else:
+            self.parts.add("updated")
+        if changes.notify:
+            self.parts.add("notified")
         for offset, (event, payload) in enumerate(zip(req.events, payloads, strict=True)):
-            for column, value in zip(self.ev, (
-                req.run_id, req.expected_position + 1 + offset, ev.event_type(event),
-                ev.event_version(event), payload,
-            ), strict=True):  # fmt: skip
-                column.append(value)
-        self.dlq_opened.extend(_jsonb(row) for row in changes.dlq_opened)
+            self._add(
+                "appended",
+                req.run_id,
+                req.expected_position + 1 + offset,
+                ev.event_type(event),
+                ev.event_version(event),
+                payload,
+            )
+        for row in changes.dlq_opened:
+            self._add("dlq_opened", _jsonb(row))
         for dlq_id in changes.dlq_retried:
-            self.dlq_retried[0].append(dlq_id)
-            self.dlq_retried[1].append(req.run_id)
+            self._add("dlq_retried", dlq_id, req.run_id)
         for event_id in changes.events_consumed:
-            self.consumed[0].append(event_id)
-            self.consumed[1].append(req.run_id)
-        self.events_recorded.extend(_jsonb(row) for row in changes.events_recorded)
+            self._add("consumers", event_id, req.run_id)
+            self.parts.add("events_consumed")
+        for row in changes.events_recorded:
+            self._add("events_recorded", _jsonb(row))
+
+    def sql(self) -> str:
+        return append_sql.statement(frozenset(self.parts))
 
     def args(self) -> list[Any]:
         return [
-            *self.req, self.new_runs, *self.ev, self.dlq_opened, *self.dlq_retried,
-            *self.consumed, self.events_recorded,
-        ]  # fmt: skip
+            column
+            for name in append_sql.ORDER
+            if name in self.parts or name in ("req", "appended")
+            for column in self.params.get(name, [])
+        ]
 
 
 def _validated(req: AppendRequest) -> list[bytes]:
@@ -202,8 +238,40 @@ class Journal:
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 512, max_in_flight: int = 2):
         self._pool = pool
         self._committer = GroupCommitter(
-            self.append_many, max_batch=max_batch, max_in_flight=max_in_flight
+            self._commit_batch, max_batch=max_batch, max_in_flight=max_in_flight
         )
+        # The committer keeps its connections: a pool release costs a reset round trip.
+        self._idle: list[asyncpg.pool.PoolConnectionProxy] = []
+        self._held: list[asyncpg.pool.PoolConnectionProxy] = []
+
+    async def __aenter__(self) -> Journal:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Give the committer's connections back to the pool."""
+        held, self._held, self._idle = self._held, [], []
+        for conn in held:
+            await self._pool.release(conn)
+
+    async def _commit_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = await self._pool.acquire()
+            # The append statement's plan never depends on its arrays' contents; planning
+            # it per call costs more than executing it.
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            self._held.append(conn)
+        try:
+            outcomes = await self.append_many(requests, conn)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            self._held.remove(conn)
+            await self._pool.release(conn)
+            raise
+        self._idle.append(conn)
+        return outcomes
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -242,7 +310,7 @@ class Journal:
     async def _execute(
         self, conn: asyncpg.Connection, requests: Sequence[AppendRequest], st: _StatementInput
     ) -> list[AppendOutcome]:
-        row = await conn.fetchrow(append_sql.APPEND, *st.args())
+        row = await conn.fetchrow(st.sql(), *st.args())
         assert row is not None
         ok = set(row["ok_runs"])
         refused = [r.run_id for r in requests if r.run_id not in ok]
@@ -250,10 +318,11 @@ class Journal:
         if refused:
             heads = {h["run_id"]: h for h in await conn.fetch(append_sql.REFUSED, refused)}
         return [
-            r.expected_position + len(r.events) if r.run_id in ok
+            r.expected_position + len(r.events)
+            if r.run_id in ok
             else _refusal(r, heads.get(r.run_id))
             for r in requests
-        ]  # fmt: skip
+        ]
 
     async def read_stream(self, run_id: str, after: int = 0) -> list[RecordedEvent]:
         async with self._pool.acquire() as conn:
@@ -302,8 +371,13 @@ def verify_rows(run_id: str, rows: Sequence[Any]) -> VerifyResult:
     for expected_position, row in enumerate(rows, start=1):
         reason = _link_problem(row, expected_position, prev)
         if reason is not None:
-            return VerifyResult(run_id=run_id, events=len(rows), ok=False,
-                                first_bad_position=row["position"], reason=reason)  # fmt: skip
+            return VerifyResult(
+                run_id=run_id,
+                events=len(rows),
+                ok=False,
+                first_bad_position=row["position"],
+                reason=reason,
+            )
         prev = bytes(row["hash"])
     return VerifyResult(run_id=run_id, events=len(rows), ok=True)
 
@@ -314,10 +388,15 @@ def _link_problem(row: Any, expected_position: int, prev: bytes) -> str | None:
     if bytes(row["prev_hash"]) != prev:
         return "prev_hash does not match the previous event's hash"
     computed = chain.link_hash(
-        prev, run_id=row["run_id"], position=row["position"], org=row["org"],
-        type_name=row["type"], version=row["version"], recorded_at=row["recorded_at"],
+        prev,
+        run_id=row["run_id"],
+        position=row["position"],
+        org=row["org"],
+        type_name=row["type"],
+        version=row["version"],
+        recorded_at=row["recorded_at"],
         payload=bytes(row["payload"]),
-    )  # fmt: skip
+    )
     if computed != bytes(row["hash"]):
         return "hash does not match the event's contents"
     if row.get("data_matches", True) is False:

@@ -59,13 +59,23 @@ class RunState(msgspec.Struct, kw_only=True):
 
 def _triggered(s: RunState, e: ev.Triggered, at: datetime) -> None:
     s.org, s.job, s.function, s.function_version = e.org, e.job, e.function, e.function_version
-    s.trigger, s.payload, s.headers, s.content_type = e.trigger, e.payload, e.headers, e.content_type
+    s.trigger, s.payload, s.headers, s.content_type = (
+        e.trigger,
+        e.payload,
+        e.headers,
+        e.content_type,
+    )
     s.max_attempts, s.timeout_ms = e.max_attempts, e.timeout_ms
     s.status, s.available_at, s.created_at = "queued", e.available_at or at, at
 
 
 def _attempt_started(s: RunState, e: ev.AttemptStarted, at: datetime) -> None:
-    s.status, s.attempt, s.worker, s.lease_expires_at = "running", e.attempt, e.worker, e.lease_expires_at
+    s.status, s.attempt, s.worker, s.lease_expires_at = (
+        "running",
+        e.attempt,
+        e.worker,
+        e.lease_expires_at,
+    )
     s.started_at, s.available_at = at, None
 
 

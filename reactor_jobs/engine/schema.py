@@ -19,7 +19,9 @@ async def current_version(conn: asyncpg.Connection) -> int | None:
     exists = await conn.fetchval("SELECT to_regclass('_reactor_jobs.schema_version') IS NOT NULL")
     if not exists:
         return None
-    version: int | None = await conn.fetchval("SELECT max(version) FROM _reactor_jobs.schema_version")
+    version: int | None = await conn.fetchval(
+        "SELECT max(version) FROM _reactor_jobs.schema_version"
+    )
     return version
 
 

@@ -18,20 +18,55 @@ from reactor_jobs.engine import events as ev
 NOW = "now"  # also PostgreSQL's input literal for the transaction time
 
 RUN_COLUMNS = (
-    "run_id", "org", "job", "function_name", "function_version", "trigger_kind",
-    "trigger_source", "idempotency_key", "status", "attempt", "max_attempts", "timeout_ms",
-    "available_at", "lease_owner", "lease_expires_at", "created_at", "started_at",
-    "finished_at", "updated_at", "last_error", "output", "dlq_id", "last_position",
-)  # fmt: skip
+    "run_id",
+    "org",
+    "job",
+    "function_name",
+    "function_version",
+    "trigger_kind",
+    "trigger_source",
+    "idempotency_key",
+    "status",
+    "attempt",
+    "max_attempts",
+    "timeout_ms",
+    "available_at",
+    "lease_owner",
+    "lease_expires_at",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+    "last_error",
+    "output",
+    "dlq_id",
+    "last_position",
+)
 RUN_TIME_COLUMNS = frozenset(
     {"available_at", "lease_expires_at", "created_at", "started_at", "finished_at", "updated_at"}
 )
 DLQ_COLUMNS = (
-    "dlq_id", "org", "job", "run_id", "attempts", "error", "status", "created_at", "retried_at",
-)  # fmt: skip
+    "dlq_id",
+    "org",
+    "job",
+    "run_id",
+    "attempts",
+    "error",
+    "status",
+    "created_at",
+    "retried_at",
+)
 EVENT_COLUMNS = (
-    "event_id", "org", "topic", "payload", "run_id", "job", "emitted_at", "consumed_at", "fanout",
-)  # fmt: skip
+    "event_id",
+    "org",
+    "topic",
+    "payload",
+    "run_id",
+    "job",
+    "emitted_at",
+    "consumed_at",
+    "fanout",
+)
 
 Row = dict[str, Any]
 
@@ -62,23 +97,42 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
     match event:
         case ev.Triggered():
             changes.new_run = {
-                "run_id": run_id, "org": event.org, "job": event.job,
-                "function_name": event.function, "function_version": event.function_version,
-                "trigger_kind": event.trigger.kind, "trigger_source": event.trigger.source,
-                "idempotency_key": event.idempotency_key, "status": "queued", "attempt": 0,
-                "max_attempts": event.max_attempts, "timeout_ms": event.timeout_ms,
-                "available_at": event.available_at or NOW, "lease_owner": None,
-                "lease_expires_at": None, "created_at": NOW, "started_at": None,
-                "finished_at": None, "updated_at": NOW, "last_error": None, "output": None,
-                "dlq_id": None, "last_position": position,
-            }  # fmt: skip
+                "run_id": run_id,
+                "org": event.org,
+                "job": event.job,
+                "function_name": event.function,
+                "function_version": event.function_version,
+                "trigger_kind": event.trigger.kind,
+                "trigger_source": event.trigger.source,
+                "idempotency_key": event.idempotency_key,
+                "status": "queued",
+                "attempt": 0,
+                "max_attempts": event.max_attempts,
+                "timeout_ms": event.timeout_ms,
+                "available_at": event.available_at or NOW,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "created_at": NOW,
+                "started_at": None,
+                "finished_at": None,
+                "updated_at": NOW,
+                "last_error": None,
+                "output": None,
+                "dlq_id": None,
+                "last_position": position,
+            }
             changes.notify = changes.notify or event.available_at is None
             if event.trigger.event_id is not None:
                 changes.events_consumed.append(event.trigger.event_id)
         case ev.AttemptStarted():
-            patch.update(status="running", attempt=event.attempt, lease_owner=event.worker,
-                         lease_expires_at=event.lease_expires_at, started_at=NOW,
-                         available_at=None)  # fmt: skip
+            patch.update(
+                status="running",
+                attempt=event.attempt,
+                lease_owner=event.worker,
+                lease_expires_at=event.lease_expires_at,
+                started_at=NOW,
+                available_at=None,
+            )
         case ev.SleepScheduled():
             patch.update(_released("sleeping", available_at=event.wake_at))
         case ev.SleepCompleted():
@@ -86,26 +140,37 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
         case ev.Failed():
             patch.update(_released("retrying", available_at=NOW, last_error=_error(event.error)))
         case ev.TimedOut():
-            error = ev.ErrorInfo(type="TimedOut", message=f"attempt {event.attempt} ran past "
-                                 f"its timeout of {event.timeout_ms} ms")  # fmt: skip
+            error = ev.ErrorInfo(
+                type="TimedOut",
+                message=f"attempt {event.attempt} ran past its timeout of {event.timeout_ms} ms",
+            )
             patch.update(_released("retrying", available_at=NOW, last_error=_error(error)))
         case ev.LeaseExpired():
-            error = ev.ErrorInfo(type="LeaseExpired", message=f"worker {event.worker} lost "
-                                 f"its lease during attempt {event.attempt}")  # fmt: skip
+            error = ev.ErrorInfo(
+                type="LeaseExpired",
+                message=f"worker {event.worker} lost its lease during attempt {event.attempt}",
+            )
             patch.update(_released("retrying", available_at=NOW, last_error=_error(error)))
         case ev.RetryScheduled():
             patch.update(status="retrying", available_at=event.available_at)
             changes.notify = True
         case ev.DeadLettered():
-            patch.update(_released("failed", available_at=None, finished_at=NOW,
-                                   dlq_id=event.dlq_id))  # fmt: skip
+            patch.update(
+                _released("failed", available_at=None, finished_at=NOW, dlq_id=event.dlq_id)
+            )
             if event.error is not None:
                 patch["last_error"] = _error(event.error)
-            changes.dlq_opened.append({
-                "dlq_id": event.dlq_id, "run_id": run_id, "attempts": event.attempts,
-                "error": _error(event.error), "status": "open", "created_at": NOW,
-                "retried_at": None,
-            })  # fmt: skip
+            changes.dlq_opened.append(
+                {
+                    "dlq_id": event.dlq_id,
+                    "run_id": run_id,
+                    "attempts": event.attempts,
+                    "error": _error(event.error),
+                    "status": "open",
+                    "created_at": NOW,
+                    "retried_at": None,
+                }
+            )
         case ev.Retried():
             patch.update(status="queued", available_at=NOW, finished_at=None, dlq_id=None)
             if event.max_attempts is not None:
@@ -120,14 +185,26 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
             patch.update(_released("cancelled", available_at=None, finished_at=NOW))
             changes.notify = True
         case ev.Completed():
-            patch.update(_released("completed", available_at=None, finished_at=NOW,
-                                   output=msgspec.to_builtins(event.output)))  # fmt: skip
+            patch.update(
+                _released(
+                    "completed",
+                    available_at=None,
+                    finished_at=NOW,
+                    output=msgspec.to_builtins(event.output),
+                )
+            )
         case ev.Emitted():
-            changes.events_recorded.append({
-                "event_id": event.event_id, "topic": event.topic, "run_id": run_id,
-                "payload": msgspec.to_builtins(event.payload), "emitted_at": NOW,
-                "consumed_at": None, "fanout": 0,
-            })  # fmt: skip
+            changes.events_recorded.append(
+                {
+                    "event_id": event.event_id,
+                    "topic": event.topic,
+                    "run_id": run_id,
+                    "payload": msgspec.to_builtins(event.payload),
+                    "emitted_at": NOW,
+                    "consumed_at": None,
+                    "fanout": 0,
+                }
+            )
         case _:  # StepCompleted, StepFailed, StateSet: history only, the row just moves on
             pass
 

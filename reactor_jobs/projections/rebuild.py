@@ -102,9 +102,11 @@ async def rebuild(pool: asyncpg.Pool, *, batch: int = 10_000) -> RebuildReport:
             ("events", EVENT_COLUMNS, state.events.values()),
         ):
             await conn.copy_records_to_table(
-                table, schema_name="_reactor_jobs", columns=list(columns),
+                table,
+                schema_name="_reactor_jobs",
+                columns=list(columns),
                 records=_records(rows, table, columns),
-            )  # fmt: skip
+            )
     return RebuildReport(
         runs=len(state.runs), events=count, seconds=round(time.perf_counter() - started, 3)
     )

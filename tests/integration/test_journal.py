@@ -17,8 +17,14 @@ pytestmark = pytest.mark.integration
 
 
 def triggered(job: str = "process-order", org: str = "acme") -> ev.Triggered:
-    return ev.Triggered(org=org, job=job, function="process-order", function_version=1,
-                        trigger=ev.TriggerInfo(kind="manual"), payload={"orderId": "ord_123"})  # fmt: skip
+    return ev.Triggered(
+        org=org,
+        job=job,
+        function="process-order",
+        function_version=1,
+        trigger=ev.TriggerInfo(kind="manual"),
+        payload={"orderId": "ord_123"},
+    )
 
 
 def started(attempt: int = 1, worker: str = "w1", seconds: int = 30) -> ev.AttemptStarted:
@@ -31,8 +37,7 @@ async def running_run(journal: Journal, run_id: str, seconds: int = 30) -> None:
     await journal.append(run_id, [started(seconds=seconds)], expected_position=1)
 
 
-async def test_append_then_read_stream_round_trips(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_append_then_read_stream_round_trips(pool: asyncpg.Pool, journal: Journal) -> None:
     step = ev.StepCompleted(name="validate", attempt=1, output={"id": "ord_123", "total": 12.5})
     assert await journal.append("run_a", [triggered()], expected_position=0) == 1
     assert await journal.append("run_a", [started(), step], expected_position=1) == 3
@@ -45,8 +50,8 @@ async def test_append_then_read_stream_round_trips(pool: asyncpg.Pool) -> None:
     assert (await journal.verify("run_a")).ok
 
 
-async def test_data_column_is_queryable_jsonb(pool: asyncpg.Pool) -> None:
-    await Journal(pool).append("run_q", [triggered()], expected_position=0)
+async def test_data_column_is_queryable_jsonb(pool: asyncpg.Pool, journal: Journal) -> None:
+    await journal.append("run_q", [triggered()], expected_position=0)
     order = await pool.fetchval(
         "SELECT data->'payload'->>'orderId' FROM _reactor_jobs.journal WHERE run_id = 'run_q'"
     )
@@ -61,8 +66,10 @@ async def test_data_column_is_queryable_jsonb(pool: asyncpg.Pool) -> None:
         "TRUNCATE _reactor_jobs.journal",
     ],
 )
-async def test_journal_refuses_update_delete_truncate(pool: asyncpg.Pool, statement: str) -> None:
-    await Journal(pool).append("run_a", [triggered()], expected_position=0)
+async def test_journal_refuses_update_delete_truncate(
+    pool: asyncpg.Pool, journal: Journal, statement: str
+) -> None:
+    await journal.append("run_a", [triggered()], expected_position=0)
     with pytest.raises(asyncpg.PostgresError, match="append-only") as info:
         await pool.execute(statement)
     assert info.value.sqlstate == "RJ001"
@@ -72,24 +79,28 @@ async def test_journal_refuses_update_delete_truncate(pool: asyncpg.Pool, statem
 @pytest.mark.parametrize(
     ("change", "bad_position"),
     [
-        ("payload = convert_to(replace(convert_from(payload, 'UTF8'), 'ord_123', 'ord_999'),"
-         " 'UTF8')", 1),
+        (
+            "payload = convert_to(replace(convert_from(payload, 'UTF8'), 'ord_123', 'ord_999'),"
+            " 'UTF8')",
+            1,
+        ),
         ("data = jsonb_set(data, '{payload,orderId}', '\"ord_999\"')", 1),
         ("recorded_at = recorded_at + interval '1 second'", 2),
         ("org = 'globex'", 3),
     ],
 )
 async def test_verify_finds_the_first_altered_event(
-    pool: asyncpg.Pool, change: str, bad_position: int
+    pool: asyncpg.Pool, journal: Journal, change: str, bad_position: int
 ) -> None:
-    journal = Journal(pool)
     await running_run(journal, "run_t")
     step = ev.StepCompleted(name="charge", attempt=1, output=1)
     await journal.append("run_t", [step, ev.Completed(output=1)], expected_position=2)
     async with pool.acquire() as conn:  # a superuser going around the append-only trigger
         await conn.execute("ALTER TABLE _reactor_jobs.journal DISABLE TRIGGER journal_append_only")
-        await conn.execute(f"UPDATE _reactor_jobs.journal SET {change} "
-                           f"WHERE run_id = 'run_t' AND position = {bad_position}")  # fmt: skip
+        await conn.execute(
+            f"UPDATE _reactor_jobs.journal SET {change} "
+            f"WHERE run_id = 'run_t' AND position = {bad_position}"
+        )
         await conn.execute("ALTER TABLE _reactor_jobs.journal ENABLE TRIGGER journal_append_only")
     result = await journal.verify("run_t")
     assert not result.ok
@@ -99,8 +110,7 @@ async def test_verify_finds_the_first_altered_event(
     assert [(r.run_id, r.ok) for r in results] == [("run_t", False)]
 
 
-async def test_verify_detects_a_deleted_event(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_verify_detects_a_deleted_event(pool: asyncpg.Pool, journal: Journal) -> None:
     await running_run(journal, "run_d")
     await journal.append("run_d", [ev.Completed()], expected_position=2)
     async with pool.acquire() as conn:
@@ -111,8 +121,9 @@ async def test_verify_detects_a_deleted_event(pool: asyncpg.Pool) -> None:
     assert (result.ok, result.first_bad_position) == (False, 3)
 
 
-async def test_stale_expected_position_names_both_numbers(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_stale_expected_position_names_both_numbers(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
     await running_run(journal, "run_c")
     with pytest.raises(ConcurrencyError) as info:
         await journal.append("run_c", [ev.Completed()], expected_position=1)
@@ -121,22 +132,27 @@ async def test_stale_expected_position_names_both_numbers(pool: asyncpg.Pool) ->
     assert await journal.head("run_c") == 2
 
 
-async def test_racing_writers_one_wins(pool: asyncpg.Pool) -> None:
-    await running_run(Journal(pool), "run_r")
+async def test_racing_writers_one_wins(pool: asyncpg.Pool, journal: Journal) -> None:
+    await running_run(journal, "run_r")
     # separate journals: separate statements, so the race is decided by Postgres
-    writers = [Journal(pool) for _ in range(8)]
+    writers = [Journal(pool, max_in_flight=1) for _ in range(6)]
     outcomes = await asyncio.gather(
-        *(w.append("run_r", [ev.StepCompleted(name=f"s{i}", attempt=1)], expected_position=2)
-          for i, w in enumerate(writers)),
+        *(
+            w.append("run_r", [ev.StepCompleted(name=f"s{i}", attempt=1)], expected_position=2)
+            for i, w in enumerate(writers)
+        ),
         return_exceptions=True,
-    )  # fmt: skip
+    )
+    for w in writers:
+        await w.close()
     assert sorted(o for o in outcomes if isinstance(o, int)) == [3]
     assert all(isinstance(o, ConcurrencyError) for o in outcomes if not isinstance(o, int))
     assert await pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal") == 3
 
 
-async def test_second_trigger_of_same_run_id_is_a_conflict(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_second_trigger_of_same_run_id_is_a_conflict(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
     await journal.append("run_x", [triggered()], expected_position=0)
     with pytest.raises(ConcurrencyError):
         await journal.append("run_x", [triggered()], expected_position=0)
@@ -150,33 +166,41 @@ async def test_second_trigger_of_same_run_id_is_a_conflict(pool: asyncpg.Pool) -
         (Fence(attempt=1, status="sleeping"), "status is running, not sleeping"),
     ],
 )
-async def test_fenced_append_is_refused(pool: asyncpg.Pool, fence: Fence, reason: str) -> None:
-    journal = Journal(pool)
+async def test_fenced_append_is_refused(journal: Journal, fence: Fence, reason: str) -> None:
     await running_run(journal, "run_f")
     with pytest.raises(FenceError, match=reason):
         await journal.append("run_f", [ev.Completed()], expected_position=2, fence=fence)
     assert await journal.head("run_f") == 2
 
 
-async def test_expired_lease_fences_its_owner(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_expired_lease_fences_its_owner(pool: asyncpg.Pool, journal: Journal) -> None:
     await running_run(journal, "run_e", seconds=-1)
     with pytest.raises(FenceError, match="lease of w1 is gone"):
-        await journal.append("run_e", [ev.Completed()], expected_position=2,
-                             fence=Fence(attempt=1, lease_owner="w1"))  # fmt: skip
+        await journal.append(
+            "run_e", [ev.Completed()], expected_position=2, fence=Fence(attempt=1, lease_owner="w1")
+        )
 
 
-async def test_one_refused_request_does_not_fail_its_batch(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_one_refused_request_does_not_fail_its_batch(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
     for run_id in ("run_1", "run_2", "run_3"):
         await running_run(journal, run_id)
     owner = Fence(attempt=1, lease_owner="w1")
-    outcomes = await journal.append_many([
-        AppendRequest(run_id="run_1", events=[ev.Completed()], expected_position=2, fence=owner),
-        AppendRequest(run_id="run_2", events=[ev.Completed()], expected_position=2,
-                      fence=Fence(attempt=1, lease_owner="intruder")),
-        AppendRequest(run_id="run_3", events=[ev.Completed()], expected_position=1),
-    ])  # fmt: skip
+    outcomes = await journal.append_many(
+        [
+            AppendRequest(
+                run_id="run_1", events=[ev.Completed()], expected_position=2, fence=owner
+            ),
+            AppendRequest(
+                run_id="run_2",
+                events=[ev.Completed()],
+                expected_position=2,
+                fence=Fence(attempt=1, lease_owner="intruder"),
+            ),
+            AppendRequest(run_id="run_3", events=[ev.Completed()], expected_position=1),
+        ]
+    )
     assert outcomes[0] == 3
     assert isinstance(outcomes[1], FenceError)
     assert isinstance(outcomes[2], ConcurrencyError)
@@ -184,21 +208,33 @@ async def test_one_refused_request_does_not_fail_its_batch(pool: asyncpg.Pool) -
     assert statuses == {"run_1": "completed", "run_2": "running", "run_3": "running"}
 
 
-async def test_bad_appends_are_refused_before_writing(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_bad_appends_are_refused_before_writing(pool: asyncpg.Pool, journal: Journal) -> None:
     with pytest.raises(InvalidEvent, match="starts with Triggered"):
         await journal.append("run_b", [ev.Completed()], expected_position=0)
     with pytest.raises(InvalidEvent, match="NUL"):
-        await journal.append("run_b", [ev.Triggered(
-            org="acme", job="j", function="f", function_version=1,
-            trigger=ev.TriggerInfo(kind="manual"), payload="a\x00b")], expected_position=0)  # fmt: skip
+        await journal.append(
+            "run_b",
+            [
+                ev.Triggered(
+                    org="acme",
+                    job="j",
+                    function="f",
+                    function_version=1,
+                    trigger=ev.TriggerInfo(kind="manual"),
+                    payload="a\x00b",
+                )
+            ],
+            expected_position=0,
+        )
     with pytest.raises(InvalidEvent, match="nothing to append"):
         await journal.append("run_b", [], expected_position=3)
     assert await pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal") == 0
 
 
-async def test_a_gap_in_positions_is_refused_by_the_schema(pool: asyncpg.Pool) -> None:
-    await Journal(pool).append("run_g", [triggered()], expected_position=0)
+async def test_a_gap_in_positions_is_refused_by_the_schema(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
+    await journal.append("run_g", [triggered()], expected_position=0)
     with pytest.raises(asyncpg.PostgresError, match="without position 2") as info:
         await pool.execute(
             "INSERT INTO _reactor_jobs.journal (run_id, position, org, type, version, payload)"
@@ -207,8 +243,7 @@ async def test_a_gap_in_positions_is_refused_by_the_schema(pool: asyncpg.Pool) -
     assert info.value.sqlstate == "RJ002"
 
 
-async def test_concurrent_appends_share_commits(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_concurrent_appends_share_commits(pool: asyncpg.Pool, journal: Journal) -> None:
     positions = await asyncio.gather(
         *(journal.append(f"run_{i}", [triggered()], expected_position=0) for i in range(64))
     )
@@ -217,9 +252,10 @@ async def test_concurrent_appends_share_commits(pool: asyncpg.Pool) -> None:
     assert transactions < 64 / 4
 
 
-async def test_read_all_waits_for_an_older_transaction(pool: asyncpg.Pool) -> None:
+async def test_read_all_waits_for_an_older_transaction(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
     """A smaller global position committing later is not skipped by a tailing reader."""
-    journal = Journal(pool)
     async with pool.acquire() as slow, pool.acquire() as fast:
         tx = slow.transaction()
         await tx.start()
@@ -240,16 +276,23 @@ async def test_read_all_waits_for_an_older_transaction(pool: asyncpg.Pool) -> No
     assert [r.run_id for r in await journal.read_all(after=seen[0].global_position)] == ["run_fast"]
 
 
-async def test_read_all_is_gap_free_under_concurrent_appenders(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_read_all_is_gap_free_under_concurrent_appenders(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
     done = asyncio.Event()
 
     async def appender(n: int) -> None:
         async with pool.acquire() as conn:
             for i in range(15):
                 async with conn.transaction():
-                    await journal.append_many([AppendRequest(
-                        run_id=f"run_{n}_{i}", events=[triggered()], expected_position=0)], conn)  # fmt: skip
+                    await journal.append_many(
+                        [
+                            AppendRequest(
+                                run_id=f"run_{n}_{i}", events=[triggered()], expected_position=0
+                            )
+                        ],
+                        conn,
+                    )
                     await asyncio.sleep(0.001 * ((n * 7 + i) % 5))
 
     async def reader() -> list[int]:
@@ -273,8 +316,7 @@ async def test_read_all_is_gap_free_under_concurrent_appenders(pool: asyncpg.Poo
     assert sorted(got) == sorted(stored)
 
 
-async def test_export_line_carries_the_hashed_bytes(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_export_line_carries_the_hashed_bytes(pool: asyncpg.Pool, journal: Journal) -> None:
     await journal.append("run_x", [triggered()], expected_position=0)
     (rec,) = await journal.read_stream("run_x")
     line = export_line(rec)

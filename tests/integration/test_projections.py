@@ -21,9 +21,11 @@ TABLES = {"runs": "run_id", "dlq": "dlq_id", "events": "event_id"}
 
 async def snapshot(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
     return {
-        table: [dict(r) for r in await pool.fetch(f"SELECT * FROM _reactor_jobs.{table} ORDER BY {key}")]
+        table: [
+            dict(r) for r in await pool.fetch(f"SELECT * FROM _reactor_jobs.{table} ORDER BY {key}")
+        ]
         for table, key in TABLES.items()
-    }  # fmt: skip
+    }
 
 
 async def append_histories(journal: Journal, histories: dict[str, list[list[ev.Event]]]) -> None:
@@ -56,8 +58,9 @@ def histories(draw: Any, prefix: str) -> dict[str, list[list[ev.Event]]]:
     return runs
 
 
-async def test_rebuild_equals_live_for_random_histories(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
+async def test_rebuild_equals_live_for_random_histories(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
     counter = iter(range(10_000))
     generated: list[dict[str, list[list[ev.Event]]]] = []
 
@@ -76,17 +79,22 @@ async def test_rebuild_equals_live_for_random_histories(pool: asyncpg.Pool) -> N
     rebuilt = await snapshot(pool)
     for table in TABLES:  # name the first differing row, not just "not equal"
         for before, after in zip(live[table], rebuilt[table], strict=True):
-            assert after == before, {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+            assert after == before, {
+                k: (before[k], after[k]) for k in before if before[k] != after[k]
+            }
     for row in live["runs"][:20]:  # and the runs projection agrees with a replay
         state = fold(await journal.read_stream(row["run_id"]))
         assert (state.status, state.attempt, state.position) == (
-            row["status"], row["attempt"], row["last_position"])  # fmt: skip
+            row["status"],
+            row["attempt"],
+            row["last_position"],
+        )
 
 
-async def test_rebuild_restores_dropped_rows(pool: asyncpg.Pool) -> None:
-    journal = Journal(pool)
-    t = ev.Triggered(org="acme", job="j", function="f", function_version=1,
-                     trigger=ev.TriggerInfo(kind="manual"))  # fmt: skip
+async def test_rebuild_restores_dropped_rows(pool: asyncpg.Pool, journal: Journal) -> None:
+    t = ev.Triggered(
+        org="acme", job="j", function="f", function_version=1, trigger=ev.TriggerInfo(kind="manual")
+    )
     await journal.append("run_1", [t], expected_position=0)
     await journal.append("run_1", [ev.Cancelled(reason="test")], expected_position=1)
     live = await snapshot(pool)

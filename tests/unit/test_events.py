@@ -16,10 +16,23 @@ from tests.histories import json_values
 
 def test_every_event_type_has_a_stable_tag_and_version() -> None:
     assert set(ev.EVENT_TYPES) == {
-        "Triggered", "AttemptStarted", "StepCompleted", "StepFailed", "StateSet", "Emitted",
-        "SleepScheduled", "SleepCompleted", "Failed", "RetryScheduled", "DeadLettered",
-        "Retried", "Cancelled", "TimedOut", "LeaseExpired", "Completed",
-    }  # fmt: skip
+        "Triggered",
+        "AttemptStarted",
+        "StepCompleted",
+        "StepFailed",
+        "StateSet",
+        "Emitted",
+        "SleepScheduled",
+        "SleepCompleted",
+        "Failed",
+        "RetryScheduled",
+        "DeadLettered",
+        "Retried",
+        "Cancelled",
+        "TimedOut",
+        "LeaseExpired",
+        "Completed",
+    }
     for tag, cls in ev.EVENT_TYPES.items():
         assert "." not in tag  # a name, never an import path
         assert cls.VERSION >= 1
@@ -54,8 +67,10 @@ def step_completed_v2() -> Iterator[None]:
     """Pretend StepCompleted moved to version 2, renaming `output` from v1's `result`."""
     original = ev.StepCompleted.VERSION
     ev.StepCompleted.VERSION = 2
-    ev.UPCASTERS[("StepCompleted", 1)] = lambda d: {**{k: v for k, v in d.items() if k != "result"},
-                                                    "output": d.get("result")}  # fmt: skip
+    ev.UPCASTERS[("StepCompleted", 1)] = lambda d: {
+        **{k: v for k, v in d.items() if k != "result"},
+        "output": d.get("result"),
+    }
     yield
     ev.StepCompleted.VERSION = original
     del ev.UPCASTERS[("StepCompleted", 1)]

@@ -23,12 +23,21 @@ def record(run_id: str, appends: list[list[ev.Event]]) -> list[RecordedEvent]:
     for n, append in enumerate(appends):
         for event in append:
             payload = ev.encode(event)
-            out.append(RecordedEvent(
-                global_position=len(out) + 1, run_id=run_id, position=len(out) + 1, org="acme",
-                type=ev.event_type(event), version=1, recorded_at=T0 + timedelta(seconds=n),
-                prev_hash=b"", hash=hashlib.sha256(payload).digest(), payload=payload,
-                event=event,
-            ))  # fmt: skip
+            out.append(
+                RecordedEvent(
+                    global_position=len(out) + 1,
+                    run_id=run_id,
+                    position=len(out) + 1,
+                    org="acme",
+                    type=ev.event_type(event),
+                    version=1,
+                    recorded_at=T0 + timedelta(seconds=n),
+                    prev_hash=b"",
+                    hash=hashlib.sha256(payload).digest(),
+                    payload=payload,
+                    event=event,
+                )
+            )
     return out
 
 
