@@ -94,7 +94,9 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.runs (
     attempt          integer NOT NULL CHECK (attempt >= 0),
     max_attempts     integer NOT NULL CHECK (max_attempts >= 1),
     timeout_ms       integer NOT NULL CHECK (timeout_ms >= 1),
+    max_concurrency  integer NOT NULL CHECK (max_concurrency >= 1),
     available_at     timestamptz,
+    sleep_name       text,
     lease_owner      text,
     lease_expires_at timestamptz,
     created_at       timestamptz NOT NULL,
@@ -114,7 +116,8 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.runs (
     CONSTRAINT runs_waiting_has_time
         CHECK (status NOT IN ('queued', 'sleeping', 'retrying') OR available_at IS NOT NULL),
     CONSTRAINT runs_failed_has_error CHECK (status <> 'failed' OR last_error IS NOT NULL),
-    CONSTRAINT runs_failed_has_dlq CHECK (status <> 'failed' OR dlq_id IS NOT NULL)
+    CONSTRAINT runs_failed_has_dlq CHECK (status <> 'failed' OR dlq_id IS NOT NULL),
+    CONSTRAINT runs_sleeping_has_name CHECK ((status = 'sleeping') = (sleep_name IS NOT NULL))
 ) WITH (fillfactor = 80);
 
 CREATE INDEX IF NOT EXISTS runs_runnable ON _reactor_jobs.runs (available_at)
@@ -157,6 +160,23 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.events (
 CREATE INDEX IF NOT EXISTS events_by_topic ON _reactor_jobs.events (org, topic, emitted_at DESC);
 CREATE INDEX IF NOT EXISTS events_unconsumed ON _reactor_jobs.events (org, emitted_at)
     WHERE consumed_at IS NULL;
+
+-- ctx.log lines and lifecycle notes for the SSE log stream. Not run state: the journal
+-- does not hold them and rebuild leaves them alone.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.run_logs (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    org        text NOT NULL,
+    job        text NOT NULL,
+    run_id     text NOT NULL,
+    attempt    integer NOT NULL,
+    step       text,
+    level      text NOT NULL CHECK (level IN ('debug', 'info', 'warning', 'error')),
+    message    text NOT NULL,
+    fields     jsonb,
+    at         timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS run_logs_by_job ON _reactor_jobs.run_logs (org, job, id);
+CREATE INDEX IF NOT EXISTS run_logs_by_run ON _reactor_jobs.run_logs (run_id, id);
 
 -- Configuration, not run history: functions, their immutable versions, and jobs.
 CREATE TABLE IF NOT EXISTS _reactor_jobs.functions (

@@ -61,11 +61,13 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
         lease = T0 + timedelta(seconds=attempt)
         appends.append([ev.AttemptStarted(attempt=attempt, worker="w1", lease_expires_at=lease)])
         for _ in range(draw(st.integers(0, 3))):
-            kind = draw(st.sampled_from(["step", "state", "unset", "emit", "step_failed"]))
-            if kind == "step":
-                step: ev.Event = ev.StepCompleted(
-                    name=draw(names), attempt=attempt, output=draw(json_values)
+            kind = draw(st.sampled_from(["step", "state", "unset", "emit", "step_failed", "beat"]))
+            if kind == "beat":
+                step: ev.Event = ev.LeaseExtended(
+                    attempt=attempt, worker="w1", lease_expires_at=lease + timedelta(minutes=1)
                 )
+            elif kind == "step":
+                step = ev.StepCompleted(name=draw(names), attempt=attempt, output=draw(json_values))
             elif kind in ("state", "unset"):
                 step = ev.StateSet(
                     key=draw(names), value=draw(json_values), deleted=kind == "unset"

@@ -54,10 +54,19 @@ class Triggered(_Event, frozen=True, tag="Triggered"):
     initial_delay_ms: int = 1000
     max_delay_ms: int = 60_000
     timeout_ms: int = 600_000
+    max_concurrency: int = 10
     available_at: datetime | None = None  # None: runnable at once
 
 
 class AttemptStarted(_Event, frozen=True, tag="AttemptStarted"):
+    attempt: int
+    worker: str
+    lease_expires_at: datetime
+
+
+class LeaseExtended(_Event, frozen=True, tag="LeaseExtended"):
+    """The executing worker's heartbeat: it still owns the attempt until lease_expires_at."""
+
     attempt: int
     worker: str
     lease_expires_at: datetime
@@ -141,6 +150,7 @@ class Completed(_Event, frozen=True, tag="Completed"):
 Event = (
     Triggered
     | AttemptStarted
+    | LeaseExtended
     | StepCompleted
     | StepFailed
     | StateSet
@@ -162,6 +172,7 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     for cls in (
         Triggered,
         AttemptStarted,
+        LeaseExtended,
         StepCompleted,
         StepFailed,
         StateSet,

@@ -35,6 +35,7 @@ class RunState(msgspec.Struct, kw_only=True):
     attempt: int = 0
     max_attempts: int = 3
     timeout_ms: int = 600_000
+    max_concurrency: int = 10
     worker: str | None = None
     lease_expires_at: datetime | None = None
     available_at: datetime | None = None
@@ -65,7 +66,11 @@ def _triggered(s: RunState, e: ev.Triggered, at: datetime) -> None:
         e.headers,
         e.content_type,
     )
-    s.max_attempts, s.timeout_ms = e.max_attempts, e.timeout_ms
+    s.max_attempts, s.timeout_ms, s.max_concurrency = (
+        e.max_attempts,
+        e.timeout_ms,
+        e.max_concurrency,
+    )
     s.status, s.available_at, s.created_at = "queued", e.available_at or at, at
 
 
@@ -77,6 +82,10 @@ def _attempt_started(s: RunState, e: ev.AttemptStarted, at: datetime) -> None:
         e.lease_expires_at,
     )
     s.started_at, s.available_at = at, None
+
+
+def _lease_extended(s: RunState, e: ev.LeaseExtended, at: datetime) -> None:
+    s.lease_expires_at = e.lease_expires_at
 
 
 def _release(s: RunState, status: str, available_at: datetime | None) -> None:
@@ -162,6 +171,7 @@ def _history_only(s: RunState, e: Any, at: datetime) -> None:
 _FOLDS: dict[type, Callable[[RunState, Any, datetime], None]] = {
     ev.Triggered: _triggered,
     ev.AttemptStarted: _attempt_started,
+    ev.LeaseExtended: _lease_extended,
     ev.StepCompleted: _step_completed,
     ev.StepFailed: _history_only,
     ev.StateSet: _state_set,

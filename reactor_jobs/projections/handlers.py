@@ -30,7 +30,9 @@ RUN_COLUMNS = (
     "attempt",
     "max_attempts",
     "timeout_ms",
+    "max_concurrency",
     "available_at",
+    "sleep_name",
     "lease_owner",
     "lease_expires_at",
     "created_at",
@@ -89,7 +91,13 @@ def _error(info: ev.ErrorInfo | None) -> Any:
 
 def _released(status: str, **values: Any) -> Row:
     """A patch for a run that leaves the running state and gives up its lease."""
-    return {"status": status, "lease_owner": None, "lease_expires_at": None, **values}
+    return {
+        "status": status,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "sleep_name": None,
+        **values,
+    }
 
 
 def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> None:
@@ -109,7 +117,9 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 "attempt": 0,
                 "max_attempts": event.max_attempts,
                 "timeout_ms": event.timeout_ms,
+                "max_concurrency": event.max_concurrency,
                 "available_at": event.available_at or NOW,
+                "sleep_name": None,
                 "lease_owner": None,
                 "lease_expires_at": None,
                 "created_at": NOW,
@@ -133,10 +143,12 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 started_at=NOW,
                 available_at=None,
             )
+        case ev.LeaseExtended():
+            patch.update(lease_expires_at=event.lease_expires_at)
         case ev.SleepScheduled():
-            patch.update(_released("sleeping", available_at=event.wake_at))
+            patch.update(_released("sleeping", available_at=event.wake_at, sleep_name=event.name))
         case ev.SleepCompleted():
-            patch.update(status="queued", available_at=NOW)
+            patch.update(status="queued", available_at=NOW, sleep_name=None)
         case ev.Failed():
             patch.update(_released("retrying", available_at=NOW, last_error=_error(event.error)))
         case ev.TimedOut():

@@ -18,6 +18,7 @@ def test_every_event_type_has_a_stable_tag_and_version() -> None:
     assert set(ev.EVENT_TYPES) == {
         "Triggered",
         "AttemptStarted",
+        "LeaseExtended",
         "StepCompleted",
         "StepFailed",
         "StateSet",
