@@ -1,0 +1,87 @@
+"""Errors of functions, their bundles and jobs; branches of the one ReactorError tree."""
+
+from __future__ import annotations
+
+from reactor_jobs.engine.errors import NotFound, ReactorError
+
+
+class FunctionNotFound(NotFound):
+    """The function does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"function {name} not found")
+        self.name = name
+
+
+class VersionNotFound(NotFound):
+    """The function version does not exist."""
+
+    def __init__(self, name: str, version: int | None) -> None:
+        detail = "has no deployed versions" if version is None else f"has no version {version}"
+        super().__init__(f"function {name} {detail}")
+        self.name = name
+        self.version = version
+
+
+class JobNotFound(NotFound):
+    """The job does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"job {name} not found")
+        self.name = name
+
+
+class NotPromoted(ReactorError):
+    """The function has no promoted version."""
+
+    code = "conflict"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"function {name} has no promoted version (run `reactor functions promote {name}`)"
+        )
+        self.name = name
+
+
+class AlreadyExists(ReactorError):
+    """The object already exists."""
+
+    code = "conflict"
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name} already exists")
+        self.kind = kind
+        self.name = name
+
+
+class InvalidField(ReactorError):
+    """A field has an invalid value."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidPolicy(InvalidField):
+    """A job policy setting (retry, concurrency, timeout) is out of range."""
+
+
+class InvalidManifest(ReactorError):
+    """The function manifest (function.json) is invalid."""
+
+    code = "invalid_manifest"
+
+    def __init__(self, reason: str, path: str | None = None) -> None:
+        where = f" at {path}" if path else ""
+        super().__init__(f"invalid function.json{where}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class BundleError(ReactorError):
+    """The function bundle is invalid or cannot be loaded."""
+
+    code = "bundle_error"

@@ -1,0 +1,273 @@
+"""The function and job registry: functions, their immutable deployed versions, the live
+version, and jobs bound to functions. Every call is scoped to an org.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from reactor_jobs.functions import registry_sql as sql
+from reactor_jobs.functions.bundle import read_manifest, validate_bundle
+from reactor_jobs.functions.errors import (
+    AlreadyExists,
+    FunctionNotFound,
+    InvalidField,
+    InvalidManifest,
+    JobNotFound,
+    NotPromoted,
+    VersionNotFound,
+)
+from reactor_jobs.functions.manifest import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT_MS,
+    MAX_TIMEOUT_MS,
+    Backoff,
+    Limits,
+    Manifest,
+    PolicyOverrides,
+    Runtime,
+    check_name,
+    check_overrides,
+    parse_manifest,
+    resolve_policy,
+)
+from reactor_jobs.functions.records import (
+    FunctionInfo,
+    FunctionVersion,
+    JobInfo,
+    ResolvedJob,
+    VersionInfo,
+)
+
+_POLICY_FIELDS = (
+    "max_attempts",
+    "backoff",
+    "initial_delay_ms",
+    "max_delay_ms",
+    "max_concurrency",
+    "timeout_ms",
+)
+_T = TypeVar("_T")
+
+
+class Registry:
+    """Functions, versions and jobs in Postgres, checked against the server's policy caps."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_timeout_ms: int = MAX_TIMEOUT_MS,
+        max_concurrency_cap: int = DEFAULT_MAX_CONCURRENCY,
+        default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    ) -> None:
+        self._pool = pool
+        self.limits = Limits(
+            default_timeout_ms=default_timeout_ms,
+            max_timeout_ms=max_timeout_ms,
+            max_concurrency_cap=max_concurrency_cap,
+        )
+
+    # Functions and versions
+
+    async def create_function(
+        self, org: str, name: str, runtime: Runtime = "python"
+    ) -> FunctionInfo:
+        check_name(name)
+        try:
+            row = await self._pool.fetchrow(sql.FUNCTIONS_INSERT, org, name, runtime)
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("function", name) from None
+        except asyncpg.CheckViolationError:
+            raise InvalidField("runtime", f"must be python or bun, got {runtime!r}") from None
+        return _convert(row, FunctionInfo)
+
+    async def get_function(self, org: str, name: str) -> FunctionInfo:
+        row = await self._pool.fetchrow(sql.FUNCTIONS_GET, org, name)
+        if row is None:
+            raise FunctionNotFound(name)
+        return _convert(row, FunctionInfo)
+
+    async def list_functions(self, org: str) -> list[FunctionInfo]:
+        return [
+            _convert(row, FunctionInfo) for row in await self._pool.fetch(sql.FUNCTIONS_LIST, org)
+        ]
+
+    async def deploy(self, org: str, name: str, archive: bytes) -> int:
+        """Store a checked bundle as the function's next version; returns its number."""
+        function = await self.get_function(org, name)
+        manifest = await asyncio.to_thread(self._check_bundle, function, archive)
+        digest = hashlib.sha256(archive).digest()
+        manifest_json = msgspec.json.encode(manifest).decode()
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(sql.FUNCTIONS_LOCK, org, name) is None:
+                raise FunctionNotFound(name)
+            version: int = await conn.fetchval(
+                sql.VERSIONS_INSERT, org, name, archive, digest, manifest_json
+            )
+        return version
+
+    async def promote(self, org: str, name: str, version: int | None = None) -> int:
+        """Make a version (default: the latest) live; returns its number."""
+        live: int | None = await self._pool.fetchval(sql.VERSIONS_PROMOTE, org, name, version)
+        if live is None:
+            await self.get_function(org, name)
+            raise VersionNotFound(name, version)
+        return live
+
+    async def list_versions(self, org: str, name: str) -> list[VersionInfo]:
+        rows = await self._pool.fetch(sql.VERSIONS_LIST, org, name)
+        if not rows:
+            await self.get_function(org, name)
+        return [_convert(row, VersionInfo, sha256=row["sha256"].hex()) for row in rows]
+
+    async def get_version(self, org: str, name: str, version: int) -> FunctionVersion:
+        row = await self._pool.fetchrow(sql.VERSIONS_GET, org, name, version)
+        if row is None:
+            await self.get_function(org, name)
+            raise VersionNotFound(name, version)
+        manifest = msgspec.json.decode(row["manifest"], type=Manifest)
+        return _convert(row, FunctionVersion, sha256=row["sha256"].hex(), manifest=manifest)
+
+    def _check_bundle(self, function: FunctionInfo, archive: bytes) -> Manifest:
+        validate_bundle(archive, function.runtime)
+        manifest = parse_manifest(
+            read_manifest(archive),
+            max_timeout_ms=self.limits.max_timeout_ms,
+            max_concurrency_cap=self.limits.max_concurrency_cap,
+        )
+        if manifest.name is not None and manifest.name != function.name:
+            raise InvalidManifest(
+                f"names function {manifest.name!r}, deployed to {function.name!r}", "$.name"
+            )
+        if manifest.runtime is not None and manifest.runtime != function.runtime:
+            raise InvalidManifest(
+                f"says runtime {manifest.runtime!r}, the function's is {function.runtime!r}",
+                "$.runtime",
+            )
+        return manifest
+
+    # Jobs
+
+    async def create_job(
+        self,
+        org: str,
+        name: str,
+        function_name: str,
+        *,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        initial_delay_ms: int | None = None,
+        max_delay_ms: int | None = None,
+        max_concurrency: int | None = None,
+        timeout_ms: int | None = None,
+    ) -> JobInfo:
+        """Bind a job to a function; a policy setting left None follows the manifest."""
+        check_name(name)
+        overrides = PolicyOverrides(
+            max_attempts=max_attempts,
+            backoff=backoff,
+            initial_delay_ms=initial_delay_ms,
+            max_delay_ms=max_delay_ms,
+            max_concurrency=max_concurrency,
+            timeout_ms=timeout_ms,
+        )
+        check_overrides(overrides, self.limits)
+        args = (org, name, function_name, *_policy_args(overrides))
+        try:
+            row = await self._pool.fetchrow(sql.JOBS_INSERT, *args)
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("job", name) from None
+        except asyncpg.ForeignKeyViolationError:
+            raise FunctionNotFound(function_name) from None
+        return _convert(row, JobInfo)
+
+    async def get_job(self, org: str, name: str) -> JobInfo:
+        row = await self._pool.fetchrow(sql.JOBS_GET, org, name)
+        if row is None:
+            raise JobNotFound(name)
+        return _convert(row, JobInfo)
+
+    async def list_jobs(self, org: str) -> list[JobInfo]:
+        return [_convert(row, JobInfo) for row in await self._pool.fetch(sql.JOBS_LIST, org)]
+
+    async def update_job(
+        self,
+        org: str,
+        name: str,
+        *,
+        function_name: str | UnsetType = UNSET,
+        max_attempts: int | UnsetType | None = UNSET,
+        backoff: Backoff | UnsetType | None = UNSET,
+        initial_delay_ms: int | UnsetType | None = UNSET,
+        max_delay_ms: int | UnsetType | None = UNSET,
+        max_concurrency: int | UnsetType | None = UNSET,
+        timeout_ms: int | UnsetType | None = UNSET,
+    ) -> JobInfo:
+        """Change the given settings; None clears one back to the manifest's value."""
+        given: dict[str, Any] = {
+            "function_name": function_name,
+            "max_attempts": max_attempts,
+            "backoff": backoff,
+            "initial_delay_ms": initial_delay_ms,
+            "max_delay_ms": max_delay_ms,
+            "max_concurrency": max_concurrency,
+            "timeout_ms": timeout_ms,
+        }
+        changes = {field: value for field, value in given.items() if value is not UNSET}
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(sql.JOBS_GET_FOR_UPDATE, org, name)
+            if row is None:
+                raise JobNotFound(name)
+            job = msgspec.structs.replace(_convert(row, JobInfo), **changes)
+            check_overrides(job.overrides, self.limits)
+            try:
+                args = (org, name, job.function_name, *_policy_args(job.overrides))
+                row = await conn.fetchrow(sql.JOBS_UPDATE, *args)
+            except asyncpg.ForeignKeyViolationError:
+                raise FunctionNotFound(job.function_name) from None
+        return _convert(row, JobInfo)
+
+    async def delete_job(self, org: str, name: str) -> None:
+        if await self._pool.fetchval(sql.JOBS_DELETE, org, name) is None:
+            raise JobNotFound(name)
+
+    async def resolve(self, org: str, job_name: str) -> ResolvedJob:
+        """The job with its function's live version and effective policy."""
+        row = await self._pool.fetchrow(sql.JOBS_RESOLVE, org, job_name)
+        if row is None:
+            raise JobNotFound(job_name)
+        job = _convert(row, JobInfo)
+        if row["live_version"] is None or row["manifest"] is None:
+            raise NotPromoted(job.function_name)
+        function = FunctionInfo(
+            org=org,
+            name=job.function_name,
+            runtime=row["runtime"],
+            live_version=row["live_version"],
+            created_at=row["function_created_at"],
+            updated_at=row["function_updated_at"],
+        )
+        manifest = msgspec.json.decode(row["manifest"], type=Manifest)
+        policy = resolve_policy(manifest.job, job.overrides, self.limits)
+        return ResolvedJob(
+            job=job,
+            function=function,
+            version=row["live_version"],
+            policy=policy,
+            manifest=manifest,
+        )
+
+
+def _convert(row: asyncpg.Record, kind: type[_T], **replaced: Any) -> _T:
+    return msgspec.convert({**dict(row), **replaced}, kind)
+
+
+def _policy_args(overrides: PolicyOverrides) -> tuple[Any, ...]:
+    return tuple(getattr(overrides, field) for field in _POLICY_FIELDS)
