@@ -71,3 +71,30 @@ class JournalTampered(ReactorError):
     """The journal's hash chain does not match its contents."""
 
     code = "journal_tampered"
+
+
+class ConcurrencyExceeded(ReactorError):
+    """Too many concurrent runs for this job."""
+
+    code = "concurrency_exceeded"
+
+    def __init__(self, job: str, limit: int, retry_after: int = 1) -> None:
+        super().__init__(
+            f"job {job} already has {limit} runs queued or running (maxConcurrency {limit});"
+            " increase maxConcurrency or queue triggers across time"
+        )
+        self.job, self.limit, self.retry_after = job, limit, retry_after
+
+
+class InvalidState(ReactorError):
+    """The run is not in a state that allows this."""
+
+    code = "invalid_state"
+
+
+class DlqEntryNotFound(NotFound):
+    """The dead-letter entry does not exist."""
+
+    def __init__(self, dlq_id: str) -> None:
+        super().__init__(f"dead-letter entry {dlq_id} not found")
+        self.dlq_id = dlq_id

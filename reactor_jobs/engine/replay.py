@@ -36,6 +36,9 @@ class RunState(msgspec.Struct, kw_only=True):
     max_attempts: int = 3
     timeout_ms: int = 600_000
     max_concurrency: int = 10
+    backoff: str = "exponential"
+    initial_delay_ms: int = 1000
+    max_delay_ms: int = 60_000
     worker: str | None = None
     lease_expires_at: datetime | None = None
     available_at: datetime | None = None
@@ -71,6 +74,7 @@ def _triggered(s: RunState, e: ev.Triggered, at: datetime) -> None:
         e.timeout_ms,
         e.max_concurrency,
     )
+    s.backoff, s.initial_delay_ms, s.max_delay_ms = e.backoff, e.initial_delay_ms, e.max_delay_ms
     s.status, s.available_at, s.created_at = "queued", e.available_at or at, at
 
 

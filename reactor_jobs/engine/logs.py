@@ -1,0 +1,74 @@
+"""ctx.log lines go to run_logs in batches, off the job's path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import msgspec
+
+_INSERT = """
+INSERT INTO _reactor_jobs.run_logs (org, job, run_id, attempt, step, level, message, fields)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                     $7::text[], $8::jsonb[])
+"""
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    org: str
+    job: str
+    run_id: str
+    attempt: int
+    step: str | None
+    level: str
+    message: str
+    fields: dict[str, Any] | None = None
+
+
+class LogSink:
+    """Buffers lines and writes them every `interval` seconds (and on close)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, interval: float = 0.1) -> None:
+        self._pool, self._interval = pool, interval
+        self._lines: list[LogLine] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, line: LogLine) -> None:
+        self._lines.append(line)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._interval)
+        await self.flush()
+
+    async def flush(self) -> None:
+        lines, self._lines = self._lines, []
+        if not lines:
+            return
+        columns: list[list[Any]] = [[] for _ in range(8)]
+        for line in lines:
+            fields = None if line.fields is None else msgspec.json.encode(line.fields).decode()
+            values = (
+                line.org,
+                line.job,
+                line.run_id,
+                line.attempt,
+                line.step,
+                line.level,
+                line.message,
+                fields,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        async with self._pool.acquire() as conn:
+            await conn.execute(_INSERT, *columns)
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()

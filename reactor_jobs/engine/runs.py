@@ -1,0 +1,267 @@
+"""Starting and steering runs: trigger (one or in bulk), cancel, retry, retry from the DLQ.
+
+Every change is an append to the run's stream; reads come from the runs projection.
+Admission for manual and webhook triggers is checked against the projection when the
+request arrives (concurrent requests may overshoot by the few in flight); execution
+concurrency is enforced strictly by the claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.errors import (
+    ConcurrencyError,
+    ConcurrencyExceeded,
+    DlqEntryNotFound,
+    InvalidState,
+    RunNotFound,
+)
+from reactor_jobs.engine.ids import new_id
+from reactor_jobs.engine.journal import AppendRequest, Journal
+from reactor_jobs.engine.worker import CANCEL_CHANNEL
+from reactor_jobs.functions.records import ResolvedJob
+from reactor_jobs.functions.registry import Registry
+
+ADMITTED_KINDS = frozenset({"manual", "webhook"})
+TERMINAL = ("completed", "failed", "cancelled")
+
+_RUN = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND run_id = $2"
+_BY_KEY = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND job = $2 AND idempotency_key = $3"
+_ACTIVE = """
+SELECT (SELECT count(*) FROM _reactor_jobs.runs
+         WHERE org = $1 AND job = $2 AND status IN ('queued', 'sleeping', 'retrying')
+           AND available_at <= now())
+     + (SELECT count(*) FROM _reactor_jobs.runs
+         WHERE org = $1 AND job = $2 AND status = 'running')
+"""
+_DLQ = "SELECT * FROM _reactor_jobs.dlq WHERE org = $1 AND dlq_id = $2"
+_FIRST = "SELECT payload FROM _reactor_jobs.journal WHERE run_id = $1 AND position = 1"
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A run as the runs projection shows it."""
+
+    id: str
+    org: str
+    job: str
+    status: str
+    attempt: int
+    function: str
+    function_version: int
+    trigger_kind: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    available_at: datetime | None = None
+    last_error: Any = None
+    output: Any = None
+    dlq_id: str | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunInfo:
+        decode = msgspec.json.decode
+        return cls(
+            id=row["run_id"],
+            org=row["org"],
+            job=row["job"],
+            status=row["status"],
+            attempt=row["attempt"],
+            function=row["function_name"],
+            function_version=row["function_version"],
+            trigger_kind=row["trigger_kind"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            available_at=row["available_at"],
+            last_error=None if row["last_error"] is None else decode(row["last_error"]),
+            output=None if row["output"] is None else decode(row["output"]),
+            dlq_id=row["dlq_id"],
+            idempotency_key=row["idempotency_key"],
+        )
+
+
+def triggered_event(
+    job: ResolvedJob,
+    *,
+    trigger: ev.TriggerInfo,
+    payload: Any = None,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = "application/json",
+    idempotency_key: str | None = None,
+    available_at: datetime | None = None,
+) -> ev.Triggered:
+    """A run's first event: the job's function version and policy pinned as of now."""
+    p = job.policy
+    return ev.Triggered(
+        org=job.job.org,
+        job=job.job.name,
+        function=job.function.name,
+        function_version=job.version,
+        trigger=trigger,
+        payload=payload,
+        headers=dict(headers or {}),
+        content_type=content_type,
+        idempotency_key=idempotency_key,
+        max_attempts=p.max_attempts,
+        backoff=p.backoff,
+        initial_delay_ms=p.initial_delay_ms,
+        max_delay_ms=p.max_delay_ms,
+        timeout_ms=p.timeout_ms,
+        max_concurrency=p.max_concurrency,
+        available_at=available_at,
+    )
+
+
+class RunControl:
+    def __init__(self, pool: asyncpg.Pool, journal: Journal, registry: Registry) -> None:
+        self.pool, self.journal, self.registry = pool, journal, registry
+
+    async def get(self, org: str, run_id: str) -> RunInfo:
+        row = await self.pool.fetchrow(_RUN, org, run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        return RunInfo.from_row(row)
+
+    async def trigger(
+        self,
+        org: str,
+        job: str,
+        *,
+        payload: Any = None,
+        kind: str = "manual",
+        source: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        event_id: str | None = None,
+        causation_run_id: str | None = None,
+        scheduled_for: datetime | None = None,
+    ) -> RunInfo:
+        """Start a run; with an idempotency key, a repeat returns the first run instead."""
+        if idempotency_key is not None:
+            existing = await self.pool.fetchrow(_BY_KEY, org, job, idempotency_key)
+            if existing is not None:
+                return RunInfo.from_row(existing)
+        resolved = await self.registry.resolve(org, job)
+        if kind in ADMITTED_KINDS:
+            active = await self.pool.fetchval(_ACTIVE, org, job)
+            if active >= resolved.policy.max_concurrency:
+                raise ConcurrencyExceeded(job, resolved.policy.max_concurrency)
+        trigger = ev.TriggerInfo(
+            kind=kind,
+            source=source,
+            event_id=event_id,
+            causation_run_id=causation_run_id,
+            scheduled_for=scheduled_for,
+        )
+        first = triggered_event(
+            resolved,
+            trigger=trigger,
+            payload=payload,
+            headers=headers,
+            content_type=content_type,
+            idempotency_key=idempotency_key,
+        )
+        run_id = new_id("run")
+        try:
+            await self.journal.append(run_id, [first], expected_position=0)
+        except ConcurrencyError:
+            if idempotency_key is None:
+                raise
+            row = await self.pool.fetchrow(_BY_KEY, org, job, idempotency_key)
+            assert row is not None, "the idempotency key conflicted, so its run exists"
+            return RunInfo.from_row(row)
+        return await self.get(org, run_id)
+
+    async def trigger_many(
+        self, org: str, job: str, payloads: Sequence[Any], *, kind: str = "manual"
+    ) -> list[str]:
+        """Bulk enqueue, one statement: no admission check (the claim still limits)."""
+        resolved = await self.registry.resolve(org, job)
+        trigger = ev.TriggerInfo(kind=kind)
+        requests = [
+            AppendRequest(
+                run_id=new_id("run"),
+                expected_position=0,
+                events=[triggered_event(resolved, trigger=trigger, payload=p)],
+            )
+            for p in payloads
+        ]
+        outcomes = await self.journal.append_many(requests)
+        for outcome in outcomes:
+            if not isinstance(outcome, int):
+                raise outcome
+        return [r.run_id for r in requests]
+
+    async def cancel(self, org: str, run_id: str, *, by: str | None = None) -> RunInfo:
+        """Cancel a queued, sleeping, retrying or running run; a running one stops within ~1s."""
+        await self._append_if(
+            org,
+            run_id,
+            lambda row: row["status"] not in TERMINAL,
+            "cannot cancel a {status} run",
+            [ev.Cancelled(by=by)],
+        )
+        await self.pool.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, run_id)
+        return await self.get(org, run_id)
+
+    async def retry(self, org: str, run_id: str, *, by: str | None = None) -> RunInfo:
+        """Queue a failed run again; its completed steps stay cached."""
+        row = await self._row(org, run_id)
+        if row["status"] != "failed":
+            raise InvalidState(f"only a failed run can be retried; run {run_id} is {row['status']}")
+        return await self._requeue(org, row, by)
+
+    async def retry_dlq(self, org: str, dlq_id: str, *, by: str | None = None) -> RunInfo:
+        entry = await self.pool.fetchrow(_DLQ, org, dlq_id)
+        if entry is None:
+            raise DlqEntryNotFound(dlq_id)
+        if entry["status"] != "open":
+            raise InvalidState(f"dead-letter entry {dlq_id} was already retried")
+        return await self._requeue(org, await self._row(org, entry["run_id"]), by)
+
+    async def _requeue(self, org: str, row: asyncpg.Record, by: str | None) -> RunInfo:
+        first = ev.decode(await self.pool.fetchval(_FIRST, row["run_id"]))
+        assert isinstance(first, ev.Triggered)
+        retried = ev.Retried(
+            dlq_id=row["dlq_id"], by=by, max_attempts=row["attempt"] + first.max_attempts
+        )
+        await self._append_if(
+            org,
+            row["run_id"],
+            lambda r: r["status"] == "failed",
+            "cannot retry a {status} run",
+            [retried],
+        )
+        return await self.get(org, row["run_id"])
+
+    async def _row(self, org: str, run_id: str) -> asyncpg.Record:
+        row = await self.pool.fetchrow(_RUN, org, run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        return row
+
+    async def _append_if(
+        self, org: str, run_id: str, allowed: Any, refusal: str, events: list[ev.Event]
+    ) -> None:
+        """Append at the head the projection shows, re-reading if the run moves meanwhile."""
+        for _ in range(20):
+            row = await self._row(org, run_id)
+            if not allowed(row):
+                raise InvalidState(refusal.format(status=row["status"]))
+            try:
+                await self.journal.append(run_id, events, expected_position=row["last_position"])
+                return
+            except ConcurrencyError:
+                continue
+        raise InvalidState(f"run {run_id} kept changing; try again")

@@ -1,0 +1,80 @@
+"""Test job: the payload's "mode" picks a behaviour. Every step execution that is not a
+cache hit is counted in the table side_effects (run_id, step, attempt), via env["DSN"]."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from reactor_jobs.engine.context import NonRetryableError
+from reactor_jobs.functions import Request, Response
+
+
+async def effect(env: Mapping[str, str], ctx: Any, step: str, value: Any = None) -> Any:
+    conn = await asyncpg.connect(env["DSN"])
+    try:
+        await conn.execute(
+            "INSERT INTO side_effects (run_id, step, attempt) VALUES ($1, $2, $3)",
+            ctx.run_id,
+            step,
+            ctx.attempt,
+        )
+    finally:
+        await conn.close()
+    return value
+
+
+async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
+    p = await request.json()
+    mode = p["mode"]
+    if mode == "flaky":  # step "a" succeeds; step "b" fails until attempt p["ok_on"]
+        a = await ctx.step("a", lambda: effect(env, ctx, "a", {"got": 1}))
+
+        async def b() -> int:
+            await effect(env, ctx, "b")
+            if ctx.attempt < p["ok_on"]:
+                raise RuntimeError(f"b fails on attempt {ctx.attempt}")
+            return a["got"] + 1
+
+        return {"b": await ctx.step("b", b), "attempt": ctx.attempt}
+    if mode == "sleep":
+        before = await ctx.step("before", lambda: effect(env, ctx, "before", "x"))
+        await ctx.sleep("nap", p["seconds"])
+        after = await ctx.step("after", lambda: effect(env, ctx, "after", "y"))
+        return before + after
+    if mode == "state":  # state written before a failure is there on the retry
+        if ctx.attempt == 1:
+            await ctx.state.set("seen", {"first": ctx.attempt})
+            raise RuntimeError("first attempt fails after writing state")
+        return {"state": dict(ctx.state), "attempt": ctx.attempt}
+    if mode == "fail":
+        await ctx.step("a", lambda: effect(env, ctx, "a", 1))
+        raise RuntimeError("always fails")
+    if mode == "fatal":
+        raise NonRetryableError("do not retry this")
+    if mode == "slow":  # a long step: for cancel, timeouts and kill -9
+        await ctx.step("first", lambda: effect(env, ctx, "first", 1))
+
+        async def slow() -> int:
+            await effect(env, ctx, "slow")
+            await asyncio.sleep(p["seconds"])
+            return 2
+
+        await ctx.step("slow", slow)
+        return "done"
+    if mode == "loop":
+        total = 0
+        for i in range(3):
+            total += await ctx.step("add", lambda i=i: i)
+        return total
+    if mode == "emit":
+        event_id = await ctx.emit(p.get("topic", "thing.happened"), {"n": 1})
+        ctx.log.info("emitted", event_id=event_id)
+        return event_id
+    if mode == "noop":
+        await ctx.step("noop", lambda: None)
+        return None
+    return Response.json({"unknown mode": mode}, status=400)
