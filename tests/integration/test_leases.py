@@ -1,0 +1,58 @@
+"""Leases: a worker that stops heartbeating loses its run to another, which resumes it
+without re-running completed steps; the old owner cannot write afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.claim import claim_due_runs
+from reactor_jobs.engine.context import LostOwnership, RunStream
+from reactor_jobs.engine.journal import Fence
+from reactor_jobs.engine.leases import expire_leases
+from reactor_jobs.engine.replay import fold
+from tests.integration.conftest import ORG, Engine
+
+pytestmark = pytest.mark.integration
+
+
+async def test_expired_lease_is_requeued_and_the_old_owner_is_fenced(engine: Engine) -> None:
+    await engine.job("orphan")
+    run = await engine.control.trigger(ORG, "orphan", payload={"mode": "loop"})
+    async with engine.pool.acquire() as conn:  # a worker that claims, then goes silent
+        (claimed,) = await claim_due_runs(conn, engine.journal, limit=5, worker="w-dead",
+                                          lease=timedelta(milliseconds=300))  # fmt: skip
+    state = fold(claimed.records)
+    ghost = RunStream(engine.journal, run.id, state.position,
+                      Fence(attempt=state.attempt, lease_owner="w-dead"))  # fmt: skip
+    await ghost.append([ev.StepCompleted(name="add", attempt=1, output=0)])  # still its lease
+
+    engine.start_worker()
+    done = await engine.wait(run.id)
+    assert (done.status, done.attempt, done.output) == ("completed", 2, 3)
+    types = await engine.types(run.id)
+    assert types[:6] == ["Triggered", "AttemptStarted", "StepCompleted", "LeaseExpired",
+                         "RetryScheduled", "AttemptStarted"]  # fmt: skip
+    assert types.count("StepCompleted") == 3  # "add" was cached from the dead attempt
+    with pytest.raises(LostOwnership):
+        await ghost.append([ev.StepCompleted(name="late", attempt=1)])
+    assert "late" not in fold(await engine.journal.read_stream(run.id)).steps
+
+
+async def test_a_run_whose_workers_keep_dying_ends_in_the_dlq(engine: Engine) -> None:
+    await engine.job("crashy", max_attempts=2, initial_delay_ms=0, max_delay_ms=0)
+    run = await engine.control.trigger(ORG, "crashy", payload={"mode": "noop"})
+    for attempt in (1, 2):  # each attempt's worker claims and dies
+        async with engine.pool.acquire() as conn:
+            claimed = await claim_due_runs(conn, engine.journal, limit=1, worker=f"w{attempt}",
+                                           lease=timedelta(milliseconds=50))  # fmt: skip
+            assert [c.run_id for c in claimed] == [run.id]
+            while not await expire_leases(conn, engine.journal):
+                await asyncio.sleep(0.02)
+    failed = await engine.wait(run.id)
+    assert (failed.status, failed.attempt) == ("failed", 2)
+    assert failed.last_error["type"] == "LeaseExpired"
+    assert (await engine.types(run.id))[-2:] == ["LeaseExpired", "DeadLettered"]
