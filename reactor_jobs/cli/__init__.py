@@ -1,0 +1,125 @@
+"""The `reactor` command line: parses arguments, runs one command, turns errors into exit codes.
+
+Exit codes: 0 success, 1 a failed command (`error: …` on stderr), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+import asyncpg
+import msgspec
+
+from reactor_jobs import __version__
+from reactor_jobs.config import Config, load_config
+from reactor_jobs.engine.errors import ReactorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parse(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        config = _config(args)
+        return asyncio.run(dispatch(args, config))
+    except ReactorError as exc:
+        return _fail(str(exc))
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+        return _fail(f"the database has no Reactor schema; run `reactor db migrate` ({exc})")
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`reactor journal dump … | head`); stay quiet at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reactor", description="Reactor Jobs: durable execution.")
+    parser.add_argument("--version", action="version", version=f"reactor-jobs {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="TOML config (default: ./reactor.toml)")
+    parser.add_argument(
+        "--database-url", metavar="URL", help="Postgres URL (default: embedded Postgres)"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.set_defaults(command="serve")
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        metavar="COMMAND", required=True
+    )
+    db.add_parser("migrate", help="bring the schema up to date").set_defaults(command="db migrate")
+
+    journal = commands.add_parser("journal", help="the event journal").add_subparsers(
+        metavar="COMMAND", required=True
+    )
+    dump = journal.add_parser("dump", help="print a run's events as NDJSON")
+    dump.add_argument("run_id", metavar="RUN_ID")
+    dump.set_defaults(command="journal dump")
+    verify = journal.add_parser("verify", help="check hash chains (one run or --all)")
+    verify.add_argument("run_id", metavar="RUN_ID", nargs="?")
+    verify.add_argument("--all", action="store_true", help="verify every run")
+    verify.set_defaults(command="journal verify", subparser=verify)
+
+    projections = commands.add_parser("projections", help="read models").add_subparsers(
+        metavar="COMMAND", required=True
+    )
+    projections.add_parser("rebuild", help="rebuild all projections from the journal").set_defaults(
+        command="projections rebuild"
+    )
+    return parser
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    if args.command == "journal verify" and (args.run_id is None) == (not args.all):
+        args.subparser.error("give either RUN_ID or --all")
+    return args
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    if args.database_url:
+        jobs = msgspec.structs.replace(config.jobs, database_url=args.database_url)
+        config = msgspec.structs.replace(config, jobs=jobs)
+    return config
+
+
+async def dispatch(args: argparse.Namespace, config: Config) -> int:
+    # Command modules are imported on use, so one command's imports never slow or break another.
+    match args.command:
+        case "db migrate":
+            from reactor_jobs.cli import db
+
+            return await db.migrate(config)
+        case "projections rebuild":
+            from reactor_jobs.cli import db
+
+            return await db.rebuild_projections(config)
+        case "journal dump":
+            from reactor_jobs.cli import journal
+
+            return await journal.dump(config, args.run_id)
+        case "journal verify":
+            from reactor_jobs.cli import journal
+
+            if args.all:
+                return await journal.verify_all(config)
+            return await journal.verify(config, args.run_id)
+        case "serve":
+            from reactor_jobs.cli import serve
+
+            return await serve.serve(config)
+    raise AssertionError(f"unhandled command {args.command!r}")

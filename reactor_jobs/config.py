@@ -1,0 +1,185 @@
+"""Loads `reactor.toml` and REACTOR_* environment overrides into one validated, frozen Config.
+
+Unknown or wrongly typed keys fail at start, naming the key. Secrets never appear in reprs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from reactor_jobs.engine.errors import ReactorError
+
+DEFAULT_CONFIG_FILE = "reactor.toml"
+
+
+class ConfigError(ReactorError):
+    """The configuration is invalid."""
+
+    code = "config_error"
+
+
+class ServiceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An internal service Jobs calls (Functions, Data)."""
+
+    url: str | None = None
+    api_key: str | None = None
+
+    def __repr__(self) -> str:
+        key = None if self.api_key is None else "***"
+        return f"ServiceConfig(url={self.url!r}, api_key={key!r})"
+
+
+class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    worker_count: int = 4
+    scheduler_interval_ms: int = 1000
+    default_timeout_ms: int = 600_000
+    max_timeout_ms: int = 3_600_000
+    webhook_secret: str | None = None
+    max_concurrency_cap: int = 10
+    lease_ms: int = 30_000
+    database_url: str | None = None
+    # The embedded Postgres keeps its files in <data_dir>/pgdata.
+    data_dir: str = ".reactor"
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    functions: ServiceConfig = msgspec.field(
+        default_factory=lambda: ServiceConfig(url="http://localhost:8004")
+    )
+    data: ServiceConfig = msgspec.field(
+        default_factory=lambda: ServiceConfig(url="http://localhost:8002")
+    )
+
+    def __repr__(self) -> str:
+        # Only the fields that can hold a secret are masked; the rest are useful in logs.
+        fields = {name: getattr(self, name) for name in self.__struct_fields__}
+        for name in ("webhook_secret", "database_url"):
+            if fields[name] is not None:
+                fields[name] = "***"
+        body = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+        return f"JobsConfig({body})"
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    jobs: JobsConfig = msgspec.field(default_factory=JobsConfig)
+
+
+# Environment variable → (path inside the TOML document, whether the value is an integer).
+ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], bool]] = {
+    "REACTOR_DATABASE_URL": (("jobs", "database_url"), False),
+    "REACTOR_WORKER_COUNT": (("jobs", "worker_count"), True),
+    "REACTOR_SCHEDULER_INTERVAL_MS": (("jobs", "scheduler_interval_ms"), True),
+    "REACTOR_DATA_DIR": (("jobs", "data_dir"), False),
+    "REACTOR_HTTP_HOST": (("jobs", "http", "host"), False),
+    "REACTOR_HTTP_PORT": (("jobs", "http", "port"), True),
+    "REACTOR_WEBHOOK_SECRET": (("jobs", "webhook_secret"), False),
+}
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (argument, else REACTOR_CONFIG, else ./reactor.toml if present)."""
+    env = os.environ if env is None else env
+    raw = _read_toml(_config_path(path, env))
+    _apply_env(raw, env)
+    config = _convert(raw)
+    _check_ranges(config.jobs)
+    return config
+
+
+def _config_path(path: str | None, env: Mapping[str, str]) -> Path | None:
+    chosen = path or env.get("REACTOR_CONFIG")
+    if chosen:
+        if not Path(chosen).is_file():
+            raise ConfigError(f"config error: file {chosen} not found")
+        return Path(chosen)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _read_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config error: {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config error: cannot read {path}: {exc.strerror}") from None
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, (key_path, is_int) in ENV_OVERRIDES.items():
+        value = env.get(name)
+        if value is None or value == "":
+            continue
+        table = raw
+        for key in key_path[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                return  # the TOML's own shape is wrong; _convert reports it
+        table[key_path[-1]] = _env_int(name, value) if is_int else value
+
+
+def _env_int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"config error: {name}: expected an integer, got {value!r}") from None
+
+
+_AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
+
+
+def _convert(raw: dict[str, Any]) -> Config:
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(str(exc))) from None
+
+
+def _describe(error: str) -> str:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.jobs.x`" into "jobs.x: Expected int…"."""
+    match = _AT_PATH.match(error)
+    message, path = (match["message"], match["path"] or "") if match else (error, "")
+    path = path.lstrip(".")
+    unknown = _UNKNOWN.match(message)
+    if unknown:
+        path = f"{path}.{unknown['key']}" if path else unknown["key"]
+        message = "unknown key"
+    message = message.replace("`", "")
+    return f"config error: {path}: {message}" if path else f"config error: {message}"
+
+
+def _check_ranges(jobs: JobsConfig) -> None:
+    minimums = {
+        "worker_count": 1,
+        "scheduler_interval_ms": 1,
+        "default_timeout_ms": 1,
+        "max_timeout_ms": 1,
+        "max_concurrency_cap": 1,
+        "lease_ms": 1,
+    }
+    for name, minimum in minimums.items():
+        if getattr(jobs, name) < minimum:
+            raise ConfigError(f"config error: jobs.{name}: must be >= {minimum}")
+    if jobs.default_timeout_ms > jobs.max_timeout_ms:
+        raise ConfigError(
+            "config error: jobs.default_timeout_ms: must be <= jobs.max_timeout_ms "
+            f"({jobs.default_timeout_ms} > {jobs.max_timeout_ms})"
+        )
+    if not 0 <= jobs.http.port <= 65535:
+        raise ConfigError("config error: jobs.http.port: must be between 0 and 65535")
+    if not jobs.data_dir:
+        raise ConfigError("config error: jobs.data_dir: must not be empty")

