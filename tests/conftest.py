@@ -21,6 +21,9 @@ from reactor_jobs.database import connect, create_pool, start_embedded, with_dat
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.schema import migrate
 
+# The engine fixtures (registry, run control, workers) for integration and acceptance tests.
+pytest_plugins = ["tests.engine_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

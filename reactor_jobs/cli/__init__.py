@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve = commands.add_parser("serve", help="run the HTTP service and workers")
     serve.set_defaults(command="serve")
+    worker = commands.add_parser("worker", help="run workers only (any number of processes)")
+    worker.set_defaults(command="worker")
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         metavar="COMMAND", required=True
@@ -122,4 +124,8 @@ async def dispatch(args: argparse.Namespace, config: Config) -> int:
             from reactor_jobs.cli import serve
 
             return await serve.serve(config)
+        case "worker":
+            from reactor_jobs.cli import serve
+
+            return await serve.work(config)
     raise AssertionError(f"unhandled command {args.command!r}")

@@ -1,43 +1,61 @@
-"""`reactor serve`: migrate, then serve HTTP until SIGINT or SIGTERM."""
+"""`reactor serve` (HTTP API + workers) and `reactor worker` (workers only): migrate, then
+run until SIGINT or SIGTERM; in-flight attempts get a grace period to finish."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 from aiohttp import web
 
 from reactor_jobs.config import Config
-from reactor_jobs.database import (
-    connect,
-    create_pool,
-    embedded_pgdata,
-    redact_url,
-    resolve_database_url,
-)
+from reactor_jobs.database import embedded_pgdata, redact_url
 from reactor_jobs.engine.errors import ReactorError
-from reactor_jobs.engine.schema import migrate
 from reactor_jobs.http.app import create_app
+from reactor_jobs.node import Node
 
 
 async def serve(config: Config) -> int:
-    url = await resolve_database_url(config)
-    conn = await connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    pool = await create_pool(url, min_size=1, max_size=config.jobs.worker_count + 4)
-    runner = web.AppRunner(create_app(pool, config), handle_signals=False)
+    node = await Node.open(config)
+    runner = web.AppRunner(create_app(node.pool, config), handle_signals=False)
+    stop = asyncio.Event()
+    workers = asyncio.create_task(node.run_worker(stop))
     try:
         await runner.setup()
         address = await _listen(runner, config.jobs.http.host, config.jobs.http.port)
-        print(f"Reactor Jobs listening on {address} (database: {_where(config)})", flush=True)
-        await _until_signalled()
+        print(
+            f"Reactor Jobs listening on {address} (database: {_where(config)}; "
+            f"{config.jobs.worker_count} concurrent runs)",
+            flush=True,
+        )
+        await _until_signalled(workers)
         print("Reactor Jobs stopping", flush=True)
     finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await workers
         await runner.cleanup()
-        await pool.close()
+        await node.close()
+    return 0
+
+
+async def work(config: Config) -> int:
+    node = await Node.open(config)
+    stop = asyncio.Event()
+    workers = asyncio.create_task(node.run_worker(stop))
+    try:
+        print(
+            f"Reactor Jobs worker running {config.jobs.worker_count} concurrent runs "
+            f"(database: {_where(config)})",
+            flush=True,
+        )
+        await _until_signalled(workers)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await workers
+        await node.close()
     return 0
 
 
@@ -58,13 +76,18 @@ def _where(config: Config) -> str:
     return f"embedded at {embedded_pgdata(config)}"
 
 
-async def _until_signalled() -> None:
+async def _until_signalled(workers: asyncio.Task[None]) -> None:
+    """Wait for SIGINT/SIGTERM, or for the workers to stop on their own (an error)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        signalled = asyncio.create_task(stop.wait())
+        await asyncio.wait({signalled, workers}, return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        if workers.done() and workers.exception() is not None:
+            raise ReactorError(f"the workers stopped: {workers.exception()}")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -8,7 +8,7 @@ import pytest
 
 from reactor_jobs.engine.errors import ConcurrencyExceeded, InvalidState
 from reactor_jobs.engine.replay import fold
-from tests.integration.conftest import ORG, Engine
+from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +196,24 @@ async def test_run_replays_on_its_pinned_version(engine: Engine) -> None:
     newer = await engine.control.trigger(ORG, "process-order", payload={"orderId": "ord_2"})
     finished = await engine.wait(newer.id)
     assert (newer.function_version, finished.output) == (2, {"version": 2, "orderId": "ord_2"})
+
+
+async def test_worker_survives_a_dropped_listen_connection(engine: Engine) -> None:
+    await engine.job("listening")
+    worker = engine.start_worker()
+    worker.dsn = engine.db_url  # a dedicated LISTEN connection we can find and kill
+    await asyncio.sleep(0.2)
+    find = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+    )
+    async with asyncio.timeout(5):
+        while not (pids := [r[0] for r in await engine.pool.fetch(find)]):
+            await asyncio.sleep(0.05)
+    for pid in pids:
+        await engine.pool.execute("SELECT pg_terminate_backend($1)", pid)
+    run = await engine.control.trigger(ORG, "listening", payload={"mode": "noop"})
+    assert (await engine.wait(run.id, timeout=5)).status == "completed"  # polling carried it
+    async with asyncio.timeout(5):  # and the listener came back
+        while not [r[0] for r in await engine.pool.fetch(find) if r[0] not in pids]:
+            await asyncio.sleep(0.05)

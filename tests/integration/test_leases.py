@@ -14,7 +14,7 @@ from reactor_jobs.engine.context import LostOwnership, RunStream
 from reactor_jobs.engine.journal import Fence
 from reactor_jobs.engine.leases import expire_leases
 from reactor_jobs.engine.replay import fold
-from tests.integration.conftest import ORG, Engine
+from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration
 

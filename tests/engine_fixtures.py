@@ -18,7 +18,7 @@ from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.registry import Registry
 from reactor_jobs.functions.runtime import Runtimes
 
-BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
+BUNDLES = Path(__file__).resolve().parent / "bundles"
 ORG = "acme"
 TERMINAL = ("completed", "failed", "cancelled")
 

@@ -1,0 +1,64 @@
+"""One process's engine, wired from config: pool, journal, registry, runtimes, control and
+workers. `reactor worker` runs a Node's workers; `reactor serve` adds the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+
+from reactor_jobs.config import Config
+from reactor_jobs.database import create_pool, resolve_database_url
+from reactor_jobs.engine.journal import Journal
+from reactor_jobs.engine.runs import RunControl
+from reactor_jobs.engine.schema import migrate
+from reactor_jobs.engine.worker import Worker
+from reactor_jobs.functions.registry import Registry
+from reactor_jobs.functions.runtime import Runtimes
+
+
+class Node:
+    def __init__(self, config: Config, url: str, pool: asyncpg.Pool) -> None:
+        jobs = config.jobs
+        self.config, self.url, self.pool = config, url, pool
+        self.journal = Journal(pool)
+        self.registry = Registry(
+            pool,
+            max_timeout_ms=jobs.max_timeout_ms,
+            max_concurrency_cap=jobs.max_concurrency_cap,
+            default_timeout_ms=jobs.default_timeout_ms,
+        )
+        self.control = RunControl(pool, self.journal, self.registry)
+        self.runtimes = Runtimes(Path(jobs.data_dir).resolve() / "bundles")
+
+    @classmethod
+    async def open(cls, config: Config, *, extra_connections: int = 4) -> Node:
+        """Resolve the database (embedded when none is configured), migrate, connect."""
+        url = await resolve_database_url(config)
+        pool = await create_pool(
+            url, min_size=1, max_size=config.jobs.worker_count + 8 + extra_connections
+        )
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        return cls(config, url, pool)
+
+    def worker(self) -> Worker:
+        jobs = self.config.jobs
+        return Worker(
+            self.pool,
+            self.journal,
+            self.registry,
+            self.runtimes,
+            concurrency=jobs.worker_count,
+            lease_ms=jobs.lease_ms,
+            poll_ms=jobs.scheduler_interval_ms,
+            dsn=self.url,
+        )
+
+    async def run_worker(self, stop: asyncio.Event) -> None:
+        await self.worker().run(stop)
+
+    async def close(self) -> None:
+        await self.journal.close()
+        await self.pool.close()
