@@ -126,6 +126,10 @@ CREATE INDEX IF NOT EXISTS runs_ready ON _reactor_jobs.runs (org, job, available
     WHERE status IN ('queued', 'sleeping', 'retrying');
 CREATE INDEX IF NOT EXISTS runs_running ON _reactor_jobs.runs (org, job, lease_expires_at)
     WHERE status = 'running';
+-- Workers time their next wake-up to the earliest sleep or retry. Its predicate does not
+-- cover the claim's, so the claim cannot wander onto it instead of runs_ready.
+CREATE INDEX IF NOT EXISTS runs_waiting ON _reactor_jobs.runs (available_at)
+    WHERE status IN ('sleeping', 'retrying');
 CREATE INDEX IF NOT EXISTS runs_by_job ON _reactor_jobs.runs (org, job, created_at DESC, run_id DESC);
 CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON _reactor_jobs.runs (org, job, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

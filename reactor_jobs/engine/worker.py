@@ -33,6 +33,12 @@ from reactor_jobs.functions.runtime import Runtimes
 log = logging.getLogger("reactor_jobs.worker")
 CANCEL_CHANNEL = "reactor_jobs_cancel"
 
+# Sleeps and retries due later. Runs already due but over their job's limit wait for a
+# completion instead, or every idle worker would spin on them.
+_NEXT_DUE = """
+SELECT extract(epoch FROM min(available_at) - clock_timestamp()) FROM _reactor_jobs.runs
+ WHERE status IN ('sleeping', 'retrying') AND available_at > clock_timestamp()
+"""
 _OWNED = """
 SELECT run_id FROM _reactor_jobs.runs
  WHERE run_id = ANY($1::text[]) AND status = 'running' AND lease_owner = $2
@@ -108,7 +114,7 @@ class Worker:
             if free > 0 and await self._claim(free) == free:
                 continue  # there may be more due right now
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll):
+                async with asyncio.timeout(await self._until_next_due() if free > 0 else self.poll):
                     stopping = asyncio.create_task(stop.wait())
                     waking = asyncio.create_task(self._wake.wait())
                     try:
@@ -116,6 +122,15 @@ class Worker:
                     finally:
                         stopping.cancel()
                         waking.cancel()
+
+    async def _until_next_due(self) -> float:
+        """Seconds to wait: until the earliest scheduled run is due, at most the poll interval."""
+        assert self._conn is not None
+        try:
+            seconds = await self._conn.fetchval(_NEXT_DUE)
+        except (asyncpg.PostgresError, OSError):
+            return self.poll
+        return self.poll if seconds is None else min(self.poll, max(float(seconds), 0.001))
 
     async def _claim(self, free: int) -> int:
         assert self._conn is not None

@@ -163,9 +163,8 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 message=f"worker {event.worker} lost its lease during attempt {event.attempt}",
             )
             patch.update(_released("retrying", available_at=NOW, last_error=_error(error)))
-        case ev.RetryScheduled():
+        case ev.RetryScheduled():  # due later: workers time their wake-up, no NOTIFY
             patch.update(status="retrying", available_at=event.available_at)
-            changes.notify = True
         case ev.DeadLettered():
             patch.update(
                 _released("failed", available_at=None, finished_at=NOW, dlq_id=event.dlq_id)
