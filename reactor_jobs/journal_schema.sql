@@ -226,4 +226,68 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.jobs (
     FOREIGN KEY (org, function_name) REFERENCES _reactor_jobs.functions (org, name)
 );
 
+-- A job's triggers. Webhook triggers keep only the sha256 of their token; the token is
+-- shown once, at creation. Manifest triggers are reconciled on promote (source 'manifest').
+CREATE TABLE IF NOT EXISTS _reactor_jobs.triggers (
+    id         text PRIMARY KEY,
+    org        text NOT NULL,
+    job        text NOT NULL,
+    kind       text NOT NULL CHECK (kind IN ('cron', 'event', 'webhook', 'manual')),
+    schedule   text,
+    timezone   text,
+    catch_up   text CHECK (catch_up IN ('latest', 'skip', 'all')),
+    topic      text,
+    token_hash bytea UNIQUE CHECK (length(token_hash) = 32),
+    secret     text,
+    source     text NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'manifest')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT triggers_cron_has_schedule CHECK ((kind = 'cron') = (schedule IS NOT NULL)),
+    CONSTRAINT triggers_event_has_topic CHECK ((kind = 'event') = (topic IS NOT NULL)),
+    CONSTRAINT triggers_webhook_has_token CHECK ((kind = 'webhook') = (token_hash IS NOT NULL)),
+    FOREIGN KEY (org, job) REFERENCES _reactor_jobs.jobs (org, name) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS triggers_by_job ON _reactor_jobs.triggers (org, job);
+CREATE INDEX IF NOT EXISTS triggers_by_topic ON _reactor_jobs.triggers (org, topic)
+    WHERE kind = 'event';
+
+-- Auth: users, orgs, memberships with roles, refresh tokens and machine API keys.
+-- Secrets are stored hashed: passwords with argon2, tokens and keys with sha256.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.users (
+    id            text PRIMARY KEY,
+    email         text NOT NULL UNIQUE CHECK (email = lower(email)),
+    password_hash text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.orgs (
+    name       text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.memberships (
+    org        text NOT NULL REFERENCES _reactor_jobs.orgs (name) ON DELETE CASCADE,
+    user_id    text NOT NULL REFERENCES _reactor_jobs.users (id) ON DELETE CASCADE,
+    role       text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, user_id)
+);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.refresh_tokens (
+    token_hash bytea PRIMARY KEY CHECK (length(token_hash) = 32),
+    user_id    text NOT NULL REFERENCES _reactor_jobs.users (id) ON DELETE CASCADE,
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.api_keys (
+    id         text PRIMARY KEY,
+    org        text NOT NULL REFERENCES _reactor_jobs.orgs (name) ON DELETE CASCADE,
+    name       text NOT NULL,
+    role       text NOT NULL CHECK (role IN ('admin', 'member')),
+    key_hash   bytea NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
