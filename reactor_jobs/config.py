@@ -39,6 +39,25 @@ class ServiceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8080
+    max_body_bytes: int = 1_048_576  # larger request bodies get 413 (deploys: 50 MiB)
+
+
+class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """JWT settings. Without jwt_secret, a random one is kept in <data_dir>/jwt_secret."""
+
+    jwt_secret: str | None = None
+    access_ttl_s: int = 3600
+    refresh_ttl_s: int = 30 * 24 * 3600
+    issuer: str = "reactor-jobs"
+    audience: str = "reactor"
+
+    def __repr__(self) -> str:
+        secret = None if self.jwt_secret is None else "***"
+        return (
+            f"AuthConfig(jwt_secret={secret!r}, access_ttl_s={self.access_ttl_s}, "
+            f"refresh_ttl_s={self.refresh_ttl_s}, issuer={self.issuer!r}, "
+            f"audience={self.audience!r})"
+        )
 
 
 class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,6 +72,7 @@ class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The embedded Postgres keeps its files in <data_dir>/pgdata.
     data_dir: str = ".reactor"
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     functions: ServiceConfig = msgspec.field(
         default_factory=lambda: ServiceConfig(url="http://localhost:8004")
     )
@@ -83,6 +103,8 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], bool]] = {
     "REACTOR_HTTP_HOST": (("jobs", "http", "host"), False),
     "REACTOR_HTTP_PORT": (("jobs", "http", "port"), True),
     "REACTOR_WEBHOOK_SECRET": (("jobs", "webhook_secret"), False),
+    "REACTOR_JWT_SECRET": (("jobs", "auth", "jwt_secret"), False),
+    "REACTOR_LEASE_MS": (("jobs", "lease_ms"), True),
 }
 
 
@@ -171,6 +193,10 @@ def _check_ranges(jobs: JobsConfig) -> None:
         "max_concurrency_cap": 1,
         "lease_ms": 1,
     }
+    if jobs.http.max_body_bytes < 1024:
+        raise ConfigError("config error: jobs.http.max_body_bytes: must be >= 1024")
+    if jobs.auth.access_ttl_s < 1 or jobs.auth.refresh_ttl_s < 1:
+        raise ConfigError("config error: jobs.auth: token lifetimes must be >= 1 second")
     for name, minimum in minimums.items():
         if getattr(jobs, name) < minimum:
             raise ConfigError(f"config error: jobs.{name}: must be >= {minimum}")

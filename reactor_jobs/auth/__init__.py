@@ -1,0 +1,1 @@
+"""Auth: users, orgs, roles, JWTs, refresh tokens and service API keys."""
