@@ -17,7 +17,6 @@ from reactor_jobs.engine.claim import ClaimedRun
 from reactor_jobs.engine.context import (
     JobContext,
     LostOwnership,
-    NonRetryableError,
     RunStream,
     StepOutputError,
     Suspend,
@@ -28,6 +27,7 @@ from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import Fence, Journal
 from reactor_jobs.engine.logs import LogSink
 from reactor_jobs.engine.replay import RunState, fold
+from reactor_jobs.functions.errors import NonRetryableError
 from reactor_jobs.functions.registry import Registry
 from reactor_jobs.functions.runtime import Handler, Request, Runtimes, to_output
 

@@ -24,6 +24,7 @@ from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import Fence, Journal
 from reactor_jobs.engine.logs import LogLine, LogSink
 from reactor_jobs.engine.replay import RunState
+from reactor_jobs.functions.errors import NonRetryableError
 
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_SLEEP = timedelta(days=365)
@@ -41,10 +42,6 @@ class Suspend(BaseException):
 
 class LostOwnership(BaseException):
     """The attempt no longer owns its run (cancelled, lease lost, fenced): stop at once."""
-
-
-class NonRetryableError(Exception):
-    """Raise from a job to skip the remaining retries: the run goes to the dead-letter queue."""
 
 
 class StepOutputError(ReactorError):

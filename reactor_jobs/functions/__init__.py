@@ -3,6 +3,7 @@
 Bundle code imports what it returns from here: `from reactor_jobs.functions import Response`.
 """
 
+from reactor_jobs.functions.errors import NonRetryableError
 from reactor_jobs.functions.messages import Request, Response
 
-__all__ = ["Request", "Response"]
+__all__ = ["NonRetryableError", "Request", "Response"]

@@ -85,3 +85,7 @@ class BundleError(ReactorError):
     """The function bundle is invalid or cannot be loaded."""
 
     code = "bundle_error"
+
+
+class NonRetryableError(Exception):
+    """Raise from a job to skip the remaining retries: the run goes to the dead-letter queue."""

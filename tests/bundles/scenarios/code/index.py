@@ -9,8 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from reactor_jobs.engine.context import NonRetryableError
-from reactor_jobs.functions import Request, Response
+from reactor_jobs.functions import NonRetryableError, Request, Response
 
 
 async def effect(env: Mapping[str, str], ctx: Any, step: str, value: Any = None) -> Any:
