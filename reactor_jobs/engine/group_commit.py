@@ -38,10 +38,9 @@ class GroupCommitter(Generic[Req]):
         return await future
 
     def _kick(self) -> None:
-        while self._pending and self._in_flight < self._max_in_flight:
-            batch = self._take_batch()
+        if self._pending and self._in_flight < self._max_in_flight:
             self._in_flight += 1
-            task = asyncio.create_task(self._flush(batch))
+            task = asyncio.create_task(self._flush())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -59,10 +58,12 @@ class GroupCommitter(Generic[Req]):
         self._pending = rest
         return batch
 
-    async def _flush(self, batch: list[tuple[Req, asyncio.Future[int]]]) -> None:
-        await asyncio.sleep(0)  # let callers of this same tick join the next batch, not wait
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # callers of this same tick join this batch
         try:
-            await self._run(batch)
+            batch = self._take_batch()
+            if batch:
+                await self._run(batch)
         finally:
             self._in_flight -= 1
             self._kick()

@@ -205,6 +205,21 @@ class _StatementInput:
         ]
 
 
+class _Prepared(msgspec.Struct, frozen=True):
+    """A checked request with its events' canonical bytes, encoded once."""
+
+    request: AppendRequest
+    payloads: list[bytes]
+
+    @property
+    def run_id(self) -> str:
+        return self.request.run_id
+
+
+def _prepared(req: AppendRequest) -> _Prepared:
+    return _Prepared(req, _validated(req))
+
+
 def _validated(req: AppendRequest) -> list[bytes]:
     if not req.events:
         raise InvalidEvent(f"run {req.run_id}: nothing to append")
@@ -256,7 +271,7 @@ class Journal:
         for conn in held:
             await self._pool.release(conn)
 
-    async def _commit_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+    async def _commit_batch(self, batch: Sequence[_Prepared]) -> list[AppendOutcome]:
         conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = await self._pool.acquire()
@@ -265,7 +280,7 @@ class Journal:
             await conn.execute("SET plan_cache_mode = force_generic_plan")
             self._held.append(conn)
         try:
-            outcomes = await self.append_many(requests, conn)
+            outcomes = await self._append_prepared(batch, conn)
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
             self._held.remove(conn)
             await self._pool.release(conn)
@@ -289,23 +304,30 @@ class Journal:
         request = AppendRequest(
             run_id=run_id, events=list(events), expected_position=expected_position, fence=fence
         )
-        _validated(request)  # bad input fails its caller alone, before it joins a batch
-        return await self._committer.submit(request)
+        # Checked and encoded here: bad input fails its caller alone, before it joins a batch.
+        return await self._committer.submit(_prepared(request))
 
     async def append_many(
         self, requests: Sequence[AppendRequest], conn: asyncpg.Connection | None = None
     ) -> list[AppendOutcome]:
         """Append for many runs in one transaction; each request succeeds or fails alone."""
-        if len({r.run_id for r in requests}) != len(requests):
-            raise InvalidEvent("one append statement cannot hold two requests for one run")
-        statement = _StatementInput()
-        for req in requests:
-            changes = project(req.run_id, req.expected_position + 1, list(req.events))
-            statement.add(req, changes, _validated(req))
+        prepared = [_prepared(req) for req in requests]
         if conn is None:
             async with self._pool.acquire() as acquired:
-                return await self._execute(acquired, requests, statement)
-        return await self._execute(conn, requests, statement)
+                return await self._append_prepared(prepared, acquired)
+        return await self._append_prepared(prepared, conn)
+
+    async def _append_prepared(
+        self, batch: Sequence[_Prepared], conn: asyncpg.Connection
+    ) -> list[AppendOutcome]:
+        if len({p.run_id for p in batch}) != len(batch):
+            raise InvalidEvent("one append statement cannot hold two requests for one run")
+        statement = _StatementInput()
+        for p in batch:
+            req = p.request
+            changes = project(req.run_id, req.expected_position + 1, list(req.events))
+            statement.add(req, changes, p.payloads)
+        return await self._execute(conn, [p.request for p in batch], statement)
 
     async def _execute(
         self, conn: asyncpg.Connection, requests: Sequence[AppendRequest], st: _StatementInput
