@@ -333,3 +333,25 @@ async def test_stream_read_uses_the_stream_index(pool: asyncpg.Pool) -> None:
             " WHERE run_id = 'x' AND position > 0 ORDER BY position"
         )
     assert "journal_stream_position" in plan
+
+
+async def test_a_failing_projection_write_rolls_back_the_events(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
+    """Events and their projection rows commit together or not at all."""
+    for run_id in ("run_1", "run_2"):
+        await running_run(journal, run_id)
+    failed = ev.Failed(attempt=1, error=ev.ErrorInfo(type="E", message="m"))
+    await journal.append(
+        "run_1", [failed, ev.DeadLettered(dlq_id="dlq_same", attempts=1)], expected_position=2
+    )
+    journal_rows = await pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal")
+    before = dict(await pool.fetchrow("SELECT * FROM _reactor_jobs.runs WHERE run_id = 'run_2'"))
+    with pytest.raises(asyncpg.UniqueViolationError):  # the dlq row's key is taken
+        await journal.append(
+            "run_2", [failed, ev.DeadLettered(dlq_id="dlq_same", attempts=1)], expected_position=2
+        )
+    assert await pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal") == journal_rows
+    after = dict(await pool.fetchrow("SELECT * FROM _reactor_jobs.runs WHERE run_id = 'run_2'"))
+    assert after == before
+    assert await journal.head("run_2") == 2
