@@ -35,12 +35,15 @@ req AS (
     "created": (
         """
 created AS (
+    -- a new run spawned by another request (event fan-out) exists only if that one lands
     INSERT INTO _reactor_jobs.runs
-    SELECT (jsonb_populate_record(NULL::_reactor_jobs.runs, r)).* FROM unnest({0}) AS r
+    SELECT (jsonb_populate_record(NULL::_reactor_jobs.runs, n.r)).*
+      FROM unnest({0}, {1}) AS n(r, after)
+     WHERE n.after IS NULL OR n.after IN (SELECT run_id FROM updated)
     ON CONFLICT DO NOTHING
     RETURNING run_id, org, job
 )""",
-        ("jsonb[]",),
+        ("jsonb[]", "text[]"),
     ),
     "updated": (
         f"""
@@ -140,8 +143,8 @@ notified AS (
 
 ORDER = (
     "req",
-    "created",
     "updated",
+    "created",
     "ok",
     "appended",
     "consumers",
@@ -169,6 +172,8 @@ def statement(parts: frozenset[str]) -> str:
         text, types = PARTS[name]
         placeholders = [f"${number + i}::{t}" for i, t in enumerate(types)]
         number += len(types)
+        if name == "created" and "updated" not in parts:
+            text = text.replace(" OR n.after IN (SELECT run_id FROM updated)", "")
         if name == "events_recorded" and "consumers" not in parts:
             text = text.replace("(SELECT * FROM consumers)", _NO_CONSUMERS)
         ctes.append(text.format(*placeholders) if types else text)

@@ -15,7 +15,7 @@ from reactor_jobs.engine.errors import ReactorError
 
 class _Keyed(Protocol):
     @property
-    def run_id(self) -> str: ...
+    def run_ids(self) -> frozenset[str]: ...
 
 
 Req = TypeVar("Req", bound=_Keyed)
@@ -50,8 +50,8 @@ class GroupCommitter(Generic[Req]):
         rest: list[tuple[Req, asyncio.Future[int]]] = []
         runs: set[str] = set()
         for item in self._pending:
-            if len(batch) < self._max_batch and item[0].run_id not in runs:
-                runs.add(item[0].run_id)
+            if len(batch) < self._max_batch and runs.isdisjoint(item[0].run_ids):
+                runs.update(item[0].run_ids)
                 batch.append(item)
             else:
                 rest.append(item)

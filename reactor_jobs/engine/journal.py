@@ -34,6 +34,8 @@ class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
     events: Sequence[ev.Event]
     expected_position: int
     fence: Fence | None = None
+    # A new run that exists only if the request for run `after` in the same statement lands.
+    after: str | None = None
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,7 +171,7 @@ class _StatementInput:
             changes.notify,
         )
         if changes.new_run is not None:
-            self._add("created", _jsonb(changes.new_run))
+            self._add("created", _jsonb(changes.new_run), req.after)
         else:
             self.parts.add("updated")
         if changes.notify:
@@ -206,18 +208,24 @@ class _StatementInput:
 
 
 class _Prepared(msgspec.Struct, frozen=True):
-    """A checked request with its events' canonical bytes, encoded once."""
+    """A checked request with its events' canonical bytes, encoded once, and the new runs
+    it spawns (which exist only if it lands)."""
 
     request: AppendRequest
     payloads: list[bytes]
+    spawned: list[tuple[AppendRequest, list[bytes]]] = []
 
     @property
-    def run_id(self) -> str:
-        return self.request.run_id
+    def run_ids(self) -> frozenset[str]:
+        return frozenset([self.request.run_id, *(r.run_id for r, _ in self.spawned)])
 
 
-def _prepared(req: AppendRequest) -> _Prepared:
-    return _Prepared(req, _validated(req))
+def _prepared(req: AppendRequest, spawn: Sequence[AppendRequest] = ()) -> _Prepared:
+    for child in spawn:
+        if child.expected_position != 0:
+            raise InvalidEvent(f"run {child.run_id}: only new runs can be spawned")
+    spawned = [(msgspec.structs.replace(c, after=req.run_id), _validated(c)) for c in spawn]
+    return _Prepared(req, _validated(req), spawned)
 
 
 def _validated(req: AppendRequest) -> list[bytes]:
@@ -299,13 +307,18 @@ class Journal:
         *,
         expected_position: int,
         fence: Fence | None = None,
+        spawn: Sequence[AppendRequest] = (),
     ) -> int:
-        """Append at expected_position + 1 onwards; return the stream's new position."""
+        """Append at expected_position + 1 onwards; return the stream's new position.
+
+        `spawn`: new runs (their Triggered) created in the same transaction, only if this
+        append lands; one that already exists (same idempotency key) is left as it is.
+        """
         request = AppendRequest(
             run_id=run_id, events=list(events), expected_position=expected_position, fence=fence
         )
         # Checked and encoded here: bad input fails its caller alone, before it joins a batch.
-        return await self._committer.submit(_prepared(request))
+        return await self._committer.submit(_prepared(request, spawn))
 
     async def append_many(
         self, requests: Sequence[AppendRequest], conn: asyncpg.Connection | None = None
@@ -320,13 +333,15 @@ class Journal:
     async def _append_prepared(
         self, batch: Sequence[_Prepared], conn: asyncpg.Connection
     ) -> list[AppendOutcome]:
-        if len({p.run_id for p in batch}) != len(batch):
+        if len(frozenset().union(*(p.run_ids for p in batch))) != sum(
+            len(p.run_ids) for p in batch
+        ):
             raise InvalidEvent("one append statement cannot hold two requests for one run")
         statement = _StatementInput()
-        for p in batch:
-            req = p.request
-            changes = project(req.run_id, req.expected_position + 1, list(req.events))
-            statement.add(req, changes, p.payloads)
+        for p in batch:  # each request before the runs it spawns: journal order is cause first
+            for req, payloads in [(p.request, p.payloads), *p.spawned]:
+                changes = project(req.run_id, req.expected_position + 1, list(req.events))
+                statement.add(req, changes, payloads)
         return await self._execute(conn, [p.request for p in batch], statement)
 
     async def _execute(

@@ -270,7 +270,9 @@ async def test_read_all_waits_for_an_older_transaction(
         naive = await pool.fetch("SELECT global_position FROM _reactor_jobs.journal")
         assert [r[0] for r in naive] == [2]  # a reader by global position would pass 1 by
         await tx.commit()
-    seen = await journal.read_all()
+    async with asyncio.timeout(30):  # the horizon is cluster-wide: wait out other databases
+        while len(seen := await journal.read_all()) < 2:
+            await asyncio.sleep(0.01)
     assert [r.run_id for r in seen] == ["run_slow", "run_fast"]
     assert await journal.read_all(after=seen[-1].global_position) == []
     assert [r.run_id for r in await journal.read_all(after=seen[0].global_position)] == ["run_fast"]
@@ -296,16 +298,18 @@ async def test_read_all_is_gap_free_under_concurrent_appenders(
                     await asyncio.sleep(0.001 * ((n * 7 + i) % 5))
 
     async def reader() -> list[int]:
+        # The horizon is cluster-wide: an open transaction in any database holds it back,
+        # so after the appenders finish, keep reading until everything has come through.
         got: list[int] = []
         after = 0
-        while True:
-            finished = done.is_set()
-            batch = await journal.read_all(after=after, limit=7)
-            got += [r.global_position for r in batch]
-            after = batch[-1].global_position if batch else after
-            if finished and not batch:
-                return got
-            await asyncio.sleep(0.001)
+        async with asyncio.timeout(30):
+            while not (done.is_set() and len(got) >= 90):
+                batch = await journal.read_all(after=after, limit=7)
+                got += [r.global_position for r in batch]
+                after = batch[-1].global_position if batch else after
+                await asyncio.sleep(0.001)
+        assert await journal.read_all(after=after) == []
+        return got
 
     tail = asyncio.create_task(reader())
     await asyncio.gather(*(appender(n) for n in range(6)))
