@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.journal (
 
 -- Tailing readers walk (tx_id, global_position) below the oldest running transaction.
 CREATE INDEX IF NOT EXISTS journal_tx_order ON _reactor_jobs.journal (tx_id, global_position);
+-- Lineage: the runs an emitting run caused, found from their Triggered events.
+CREATE INDEX IF NOT EXISTS journal_caused_by ON _reactor_jobs.journal
+    ((data -> 'trigger' ->> 'causation_run_id')) WHERE position = 1;
 
 -- Extends the run's hash chain: hash = sha256(prev_hash || header || payload), where the
 -- header is run_id, position, org, type, version and recorded_at (epoch microseconds),

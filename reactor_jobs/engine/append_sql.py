@@ -16,7 +16,8 @@ from functools import lru_cache
 
 from reactor_jobs.projections.handlers import RUN_COLUMNS
 
-WORK_CHANNEL = "reactor_jobs_work"
+WORK_CHANNEL = "reactor_jobs_work"  # runnable work appeared
+CANCEL_CHANNEL = "reactor_jobs_cancel"  # payload: the id of a run cancelled while running
 
 _SET_COLUMNS = ", ".join(c for c in RUN_COLUMNS if c != "run_id")
 _NEW_VALUES = ", ".join(f"n.{c}" for c in RUN_COLUMNS if c != "run_id")

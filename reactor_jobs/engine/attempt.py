@@ -23,6 +23,7 @@ from reactor_jobs.engine.context import (
     to_json_value,
 )
 from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.engine.fanout import FanOut
 from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import Fence, Journal
 from reactor_jobs.engine.logs import LogSink
@@ -56,6 +57,7 @@ class Attempt:
         self.journal, self.registry, self.runtimes = journal, registry, runtimes
         self.worker, self.clock, self.sink = worker, clock, sink
         self.env = dict(function_env() if env is None else env)
+        self.fanout = FanOut(journal.pool, registry)
 
     async def run(self, claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
         state = fold(claimed.records)
@@ -75,7 +77,7 @@ class Attempt:
             handler = await self._handler(state)
         except ReactorError as exc:  # a broken or missing bundle: retrying cannot help
             return await self._failed(state, stream, _error(exc, retryable=False))
-        ctx = JobContext(state, stream, clock=self.clock, sink=self.sink)
+        ctx = JobContext(state, stream, clock=self.clock, sink=self.sink, fanout=self.fanout)
         request = Request.from_payload(
             state.payload,
             headers=state.headers,

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -20,8 +20,9 @@ import msgspec
 
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.errors import ConcurrencyError, FenceError, ReactorError
+from reactor_jobs.engine.fanout import FanOut
 from reactor_jobs.engine.ids import new_id
-from reactor_jobs.engine.journal import Fence, Journal
+from reactor_jobs.engine.journal import AppendRequest, Fence, Journal
 from reactor_jobs.engine.logs import LogLine, LogSink
 from reactor_jobs.engine.replay import RunState
 from reactor_jobs.functions.errors import NonRetryableError
@@ -63,12 +64,16 @@ class RunStream:
         self.journal, self.run_id, self.head, self.fence = journal, run_id, head, fence
         self._lock = asyncio.Lock()
 
-    async def append(self, events: list[ev.Event]) -> int:
+    async def append(self, events: list[ev.Event], spawn: Sequence[AppendRequest] = ()) -> int:
         """Append at our head, fenced; a refusal means another owns the run now."""
         async with self._lock:
             try:
                 self.head = await self.journal.append(
-                    self.run_id, events, expected_position=self.head, fence=self.fence
+                    self.run_id,
+                    events,
+                    expected_position=self.head,
+                    fence=self.fence,
+                    spawn=spawn,
                 )
             except (FenceError, ConcurrencyError) as exc:
                 raise LostOwnership(str(exc)) from exc
@@ -175,8 +180,10 @@ class JobContext:
         *,
         clock: Callable[[], datetime],
         sink: LogSink | None = None,
+        fanout: FanOut | None = None,
     ) -> None:
         self.replayed, self.stream, self._clock = replayed, stream, clock
+        self._fanout = fanout
         self.run_id, self.org, self.job = replayed.run_id, replayed.org, replayed.job
         self.attempt = replayed.attempt
         self.trigger = replayed.trigger
@@ -235,7 +242,14 @@ class JobContext:
             return self.replayed.emitted[self._emits - 1]
         event_id = new_id("evt")
         stored = to_json_value(payload, f"the payload of event {topic!r}")
-        await self.stream.append([ev.Emitted(event_id=event_id, topic=topic, payload=stored)])
+        spawn: list[AppendRequest] = []
+        if self._fanout is not None:
+            spawn = await self._fanout.runs_for(
+                org=self.org, topic=topic, event_id=event_id, payload=stored, emitter=self.run_id
+            )
+        await self.stream.append(
+            [ev.Emitted(event_id=event_id, topic=topic, payload=stored)], spawn=spawn
+        )
         self.replayed.emitted.append(event_id)
         return event_id
 

@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.append_sql import CANCEL_CHANNEL
 from reactor_jobs.engine.errors import (
     ConcurrencyError,
     ConcurrencyExceeded,
@@ -25,8 +26,7 @@ from reactor_jobs.engine.errors import (
 )
 from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import AppendRequest, Journal
-from reactor_jobs.engine.worker import CANCEL_CHANNEL
-from reactor_jobs.functions.records import ResolvedJob
+from reactor_jobs.engine.triggered import triggered_event
 from reactor_jobs.functions.registry import Registry
 
 ADMITTED_KINDS = frozenset({"manual", "webhook"})
@@ -88,38 +88,6 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
             dlq_id=row["dlq_id"],
             idempotency_key=row["idempotency_key"],
         )
-
-
-def triggered_event(
-    job: ResolvedJob,
-    *,
-    trigger: ev.TriggerInfo,
-    payload: Any = None,
-    headers: Mapping[str, str] | None = None,
-    content_type: str = "application/json",
-    idempotency_key: str | None = None,
-    available_at: datetime | None = None,
-) -> ev.Triggered:
-    """A run's first event: the job's function version and policy pinned as of now."""
-    p = job.policy
-    return ev.Triggered(
-        org=job.job.org,
-        job=job.job.name,
-        function=job.function.name,
-        function_version=job.version,
-        trigger=trigger,
-        payload=payload,
-        headers=dict(headers or {}),
-        content_type=content_type,
-        idempotency_key=idempotency_key,
-        max_attempts=p.max_attempts,
-        backoff=p.backoff,
-        initial_delay_ms=p.initial_delay_ms,
-        max_delay_ms=p.max_delay_ms,
-        timeout_ms=p.timeout_ms,
-        max_concurrency=p.max_concurrency,
-        available_at=available_at,
-    )
 
 
 class RunControl:

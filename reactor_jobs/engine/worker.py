@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.append_sql import WORK_CHANNEL
+from reactor_jobs.engine.append_sql import CANCEL_CHANNEL, WORK_CHANNEL
 from reactor_jobs.engine.attempt import Attempt
 from reactor_jobs.engine.claim import ClaimedRun, claim_due_runs
 from reactor_jobs.engine.context import LostOwnership, RunStream
@@ -31,7 +31,6 @@ from reactor_jobs.functions.registry import Registry
 from reactor_jobs.functions.runtime import Runtimes
 
 log = logging.getLogger("reactor_jobs.worker")
-CANCEL_CHANNEL = "reactor_jobs_cancel"
 
 # Sleeps and retries due later. Runs already due but over their job's limit wait for a
 # completion instead, or every idle worker would spin on them.

@@ -73,6 +73,11 @@ async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
         event_id = await ctx.emit(p.get("topic", "thing.happened"), {"n": 1})
         ctx.log.info("emitted", event_id=event_id)
         return event_id
+    if mode == "emit_flaky":  # emits, then fails once: the retry replays the emit
+        event_id = await ctx.emit(p["topic"], {"from": ctx.run_id})
+        if ctx.attempt == 1:
+            raise RuntimeError("fails after emitting")
+        return event_id
     if mode == "noop":
         await ctx.step("noop", lambda: None)
         return None

@@ -1,0 +1,59 @@
+"""Lineage: what caused a run (its trigger, and for event triggers the emitting run and
+event) and every run its events caused, as a tree. Read from the runs' Triggered events."""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.errors import RunNotFound
+
+_FIRST = """
+SELECT j.run_id, j.payload, r.job, r.status FROM _reactor_jobs.journal AS j
+  JOIN _reactor_jobs.runs AS r USING (run_id)
+ WHERE j.org = $1 AND j.run_id = ANY($2::text[]) AND j.position = 1
+"""
+_CAUSED = """
+SELECT run_id FROM _reactor_jobs.journal
+ WHERE org = $1 AND position = 1 AND (data -> 'trigger' ->> 'causation_run_id') = ANY($2::text[])
+ ORDER BY global_position
+"""
+
+
+class Node(msgspec.Struct, kw_only=True):
+    run_id: str
+    job: str
+    status: str
+    trigger: ev.TriggerInfo
+    caused: list[Node] = msgspec.field(default_factory=list)
+
+
+async def lineage(pool: asyncpg.Pool, org: str, run_id: str, *, depth: int = 10) -> Node:
+    """The run with its cause (trigger) and, level by level, the runs its events caused."""
+    root = (await _nodes(pool, org, [run_id])).get(run_id)
+    if root is None:
+        raise RunNotFound(run_id)
+    level = [root]
+    for _ in range(depth):
+        ids = [r[0] for r in await pool.fetch(_CAUSED, org, [n.run_id for n in level])]
+        if not ids:
+            break
+        children = await _nodes(pool, org, ids)
+        by_parent = {n.run_id: n for n in level}
+        for child_id in ids:
+            child = children[child_id]
+            by_parent[child.trigger.causation_run_id or ""].caused.append(child)
+        level = [children[i] for i in ids]
+    return root
+
+
+async def _nodes(pool: asyncpg.Pool, org: str, run_ids: list[str]) -> dict[str, Node]:
+    nodes = {}
+    for row in await pool.fetch(_FIRST, org, run_ids):
+        first = ev.decode(row["payload"])
+        assert isinstance(first, ev.Triggered)
+        nodes[row["run_id"]] = Node(
+            run_id=row["run_id"], job=row["job"], status=row["status"], trigger=first.trigger
+        )
+    return nodes
