@@ -244,6 +244,8 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.triggers (
     secret     text,
     source     text NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'manifest')),
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- cron: every slot up to this instant has been fired (or skipped by the catch-up policy)
+    fired_through timestamptz,
     CONSTRAINT triggers_cron_has_schedule CHECK ((kind = 'cron') = (schedule IS NOT NULL)),
     CONSTRAINT triggers_event_has_topic CHECK ((kind = 'event') = (topic IS NOT NULL)),
     CONSTRAINT triggers_webhook_has_token CHECK ((kind = 'webhook') = (token_hash IS NOT NULL)),
