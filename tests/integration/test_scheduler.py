@@ -26,7 +26,8 @@ async def cron_trigger(
 ) -> None:
     await engine.pool.execute(
         "INSERT INTO _reactor_jobs.triggers (id, org, job, kind, schedule, catch_up,"
-        " fired_through) VALUES ($1, $2, $3, 'cron', $4, $5, now() - $6::interval)",
+        " fired_through) VALUES ($1, $2, $3, 'cron', $4, $5,"
+        " date_trunc('minute', now()) - $6::interval)",
         trigger_id,
         ORG,
         job,
@@ -68,9 +69,11 @@ async def test_three_schedulers_fire_every_second_exactly_once(engine: Engine) -
     assert isinstance(first, ev.Triggered) and first.payload["scheduled_for"]
 
 
-@pytest.mark.parametrize(("policy", "fired"), [("latest", 1), ("all", 10), ("skip", 0)])
+@pytest.mark.parametrize(
+    ("policy", "fired"), [("latest", {1}), ("all", {10, 11}), ("skip", {0})]
+)  # all: 11 if a minute turns between setting up and the tick
 async def test_catch_up_after_downtime_follows_the_policy(
-    engine: Engine, policy: str, fired: int
+    engine: Engine, policy: str, fired: set[int]
 ) -> None:
     await engine.job("nightly")
     await cron_trigger(
@@ -79,12 +82,12 @@ async def test_catch_up_after_downtime_follows_the_policy(
         "nightly",
         "* * * * *",
         policy,
-        fired_through_ago=timedelta(minutes=10, seconds=30),
+        fired_through_ago=timedelta(minutes=10),
     )
     scheduler = Scheduler(engine.pool, engine.control, interval_ms=100)
     await scheduler.tick()
     await scheduler.tick()  # a second tick fires nothing more
-    assert len(await fired_slots(engine, "trg_n")) == fired
+    assert len(await fired_slots(engine, "trg_n")) in fired
     behind = await engine.pool.fetchval(
         "SELECT now() - fired_through FROM _reactor_jobs.triggers WHERE id = 'trg_n'"
     )
