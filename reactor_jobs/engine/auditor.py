@@ -1,0 +1,69 @@
+"""The auditor's engine API: replay checks on the pinned or another version, the check of
+a version against every in-flight run, time travel, lineage — all org-scoped."""
+
+from __future__ import annotations
+
+import msgspec
+
+from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.audit import ReplayReport, replay_check, state_at
+from reactor_jobs.engine.errors import RunNotFound
+from reactor_jobs.engine.journal import Journal, RecordedEvent
+from reactor_jobs.engine.replay import RunState
+from reactor_jobs.functions.registry import Registry
+from reactor_jobs.functions.runtime import Runtimes
+
+_IN_FLIGHT = """
+SELECT r.run_id FROM _reactor_jobs.runs AS r
+ WHERE r.org = $1 AND r.function_name = $2
+   AND r.status IN ('queued', 'running', 'sleeping', 'retrying')
+ ORDER BY r.created_at
+"""
+_OWNED = "SELECT 1 FROM _reactor_jobs.runs WHERE org = $1 AND run_id = $2"
+
+
+class FunctionCheck(msgspec.Struct, frozen=True, kw_only=True):
+    function: str
+    version: int
+    safe: int
+    diverges: int
+    reports: list[ReplayReport]
+
+
+class Auditor:
+    def __init__(self, journal: Journal, registry: Registry, runtimes: Runtimes) -> None:
+        self.journal, self.registry, self.runtimes = journal, registry, runtimes
+
+    async def records(self, org: str, run_id: str) -> list[RecordedEvent]:
+        if await self.journal.pool.fetchval(_OWNED, org, run_id) is None:
+            raise RunNotFound(run_id)
+        return await self.journal.read_stream(run_id)
+
+    async def replay(self, org: str, run_id: str, version: int | None = None) -> ReplayReport:
+        """Re-execute the run's function against its journal (the pinned version by default)."""
+        records = await self.records(org, run_id)
+        first = records[0].event
+        assert isinstance(first, ev.Triggered), "every stream starts with Triggered"
+        chosen = first.function_version if version is None else version
+        fv = await self.registry.get_version(org, first.function, chosen)
+        handler = await self.runtimes.load(fv)
+        return await replay_check(records, handler, version=chosen)
+
+    async def check_function(self, org: str, function: str, version: int) -> FunctionCheck:
+        """Would promoting `version` be safe for the runs in flight on this function?"""
+        handler = await self.runtimes.load(await self.registry.get_version(org, function, version))
+        reports = []
+        for (run_id,) in await self.journal.pool.fetch(_IN_FLIGHT, org, function):
+            records = await self.journal.read_stream(run_id)
+            reports.append(await replay_check(records, handler, version=version))
+        diverging = sum(not r.ok for r in reports)
+        return FunctionCheck(
+            function=function,
+            version=version,
+            safe=len(reports) - diverging,
+            diverges=diverging,
+            reports=reports,
+        )
+
+    async def state_at(self, org: str, run_id: str, position: int) -> RunState:
+        return state_at(await self.records(org, run_id), position)

@@ -1,0 +1,118 @@
+"""Audit: replay checks reproduce a run on its own version and name the first divergence of
+another; an altered export fails offline; time travel equals folding the prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from reactor_jobs.engine.audit import diff, replay_check, state_at
+from reactor_jobs.engine.auditor import Auditor
+from reactor_jobs.engine.export import export_runs, verify_export
+from reactor_jobs.engine.replay import fold
+from reactor_jobs.functions.runtime import Request, Response, Runtimes
+from tests.engine_fixtures import ORG, Engine
+
+pytestmark = pytest.mark.integration
+
+
+async def completed_quickstart(engine: Engine) -> str:
+    await engine.deploy("process-order")
+    await engine.job("process-order", "process-order")
+    engine.start_worker()
+    run = await engine.control.trigger(ORG, "process-order", payload={"orderId": "ord_7"})
+    assert (await engine.wait(run.id)).status == "completed"
+    return run.id
+
+
+async def test_a_run_replays_exactly_on_its_pinned_version(engine: Engine) -> None:
+    run_id = await completed_quickstart(engine)
+    auditor = Auditor(engine.journal, engine.registry, Runtimes(engine.tmp / "audit"))
+    before = await engine.pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal")
+    report = await auditor.replay(ORG, run_id)
+    assert (report.ok, report.checked, report.version) == (True, 3, 1)
+    assert report.divergence is None
+    assert await engine.pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal") == before
+    assert await engine.effects(run_id) == []  # step functions were not called
+
+
+def variant(kind: str) -> Any:
+    """The quickstart, changed one way."""
+
+    async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Response:
+        payload = await request.json()
+        if kind == "reorder":
+            await ctx.step("charge", lambda: None)
+        name = "check" if kind == "rename" else "validate"
+        order = await ctx.step(name, lambda: None)
+        if kind != "reorder":
+            await ctx.step("charge", lambda: None)
+        if kind == "sleep":
+            await ctx.sleep("cool-off", "1h")
+        if kind != "drop-emit":
+            await ctx.emit("order.processed", {"orderId": order["id"]})
+        answer = {"success": True, "orderId": payload["orderId"]}
+        if kind == "output":
+            answer["extra"] = 1
+        return Response.json(answer)
+
+    return fetch
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("rename", "position 3: recorded step `validate`, code asked for step `check`"),
+        ("reorder", "position 3: recorded step `validate`, code asked for step `charge`"),
+        ("sleep", "position 5: recorded emit `order.processed`, code asked for sleep `cool-off`"),
+        ("drop-emit", "position 5: recorded emit `order.processed`, but the code finished"),
+        ("output", "position 6: the code returned a different output"),
+    ],
+)
+async def test_a_changed_version_is_reported_at_its_first_divergence(
+    engine: Engine, kind: str, message: str
+) -> None:
+    run_id = await completed_quickstart(engine)
+    records = await engine.journal.read_stream(run_id)
+    report = await replay_check(records, variant(kind), version=2)
+    assert not report.ok
+    assert report.divergence is not None and report.divergence.startswith(message)
+
+
+async def test_check_function_counts_in_flight_runs(engine: Engine) -> None:
+    await engine.job("sleepy")
+    engine.start_worker()
+    run = await engine.control.trigger(ORG, "sleepy", payload={"mode": "sleep", "seconds": 3600})
+    await engine.wait(run.id, lambda r: r.status == "sleeping")
+    auditor = Auditor(engine.journal, engine.registry, Runtimes(engine.tmp / "audit"))
+    check = await auditor.check_function(ORG, "scenarios", 1)
+    assert (check.safe, check.diverges) == (1, 0)
+    # Triggered, AttemptStarted, StepCompleted "before", SleepScheduled: it waits at 4
+    assert check.reports[0].note == "the recording ends at position 4 (the run is sleeping)"
+
+
+async def test_an_export_altered_by_one_byte_fails_offline_naming_the_event(
+    engine: Engine,
+) -> None:
+    run_id = await completed_quickstart(engine)
+    since, until = await engine.pool.fetchrow("SELECT now() - interval '1 hour', now()")
+    lines = [line async for line in export_runs(engine.pool, ORG, "process-order", since, until)]
+    assert len(lines) == 6
+    assert [r.ok for r in verify_export(lines)] == [True]
+    tampered = list(lines)
+    tampered[3] = tampered[3].replace(b'"charge"', b'"chargf"')
+    (result,) = verify_export(tampered)
+    assert (result.ok, result.run_id, result.first_bad_position) == (False, run_id, 4)
+    with pytest.raises(ValueError, match="line 2"):
+        list(verify_export([lines[0], b"{not json\n"]))
+
+
+async def test_time_travel_at_each_position_equals_folding_the_prefix(engine: Engine) -> None:
+    run_id = await completed_quickstart(engine)
+    records = await engine.journal.read_stream(run_id)
+    for position in range(1, len(records) + 1):
+        assert state_at(records, position) == fold(records[:position])
+    changes = diff(state_at(records, 2), state_at(records, 4))
+    assert set(changes) == {"steps.validate", "steps.charge", "position", "updated_at", "last_hash"}
