@@ -285,6 +285,8 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.refresh_tokens (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_user ON _reactor_jobs.refresh_tokens (user_id);
+
 CREATE TABLE IF NOT EXISTS _reactor_jobs.api_keys (
     id         text PRIMARY KEY,
     org        text NOT NULL REFERENCES _reactor_jobs.orgs (name) ON DELETE CASCADE,

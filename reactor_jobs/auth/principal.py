@@ -12,7 +12,6 @@ from reactor_jobs.engine.errors import ReactorError
 
 Role = Literal["owner", "admin", "member"]
 RANK: dict[str, int] = {"member": 1, "admin": 2, "owner": 3}
-REQUEST_KEY = "principal"
 
 
 class Unauthorized(ReactorError):
@@ -36,6 +35,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
     def at_least(self, role: Role) -> bool:
         return RANK[self.role] >= RANK[role]
+
+
+# A typed key (aiohttp warns about plain-string keys on requests).
+REQUEST_KEY = web.RequestKey("principal", Principal)
 
 
 def require(request: web.Request, role: Role = "member") -> Principal:

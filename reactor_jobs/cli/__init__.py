@@ -76,7 +76,43 @@ def build_parser() -> argparse.ArgumentParser:
     projections.add_parser("rebuild", help="rebuild all projections from the journal").set_defaults(
         command="projections rebuild"
     )
+    _add_bootstrap_commands(commands)
     return parser
+
+
+def _add_bootstrap_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`reactor users|orgs|api-keys …`: straight to the database, for a new install."""
+    users = commands.add_parser("users", help="users (in the database)").add_subparsers(
+        metavar="COMMAND", required=True
+    )
+    create_user = users.add_parser("create", help="create a user")
+    create_user.add_argument("--email", required=True)
+    password = create_user.add_mutually_exclusive_group(required=True)
+    password.add_argument("--password", help="visible to other local users; prefer stdin")
+    password.add_argument("--password-stdin", action="store_true", help="read one line")
+    create_user.set_defaults(command="users create")
+
+    orgs = commands.add_parser("orgs", help="orgs (in the database)").add_subparsers(
+        metavar="COMMAND", required=True
+    )
+    create_org = orgs.add_parser("create", help="create an org with an owner")
+    create_org.add_argument("name", metavar="NAME")
+    create_org.add_argument("--owner", required=True, metavar="EMAIL")
+    create_org.set_defaults(command="orgs create")
+    add_member = orgs.add_parser("add-member", help="add a user to an org")
+    add_member.add_argument("name", metavar="NAME")
+    add_member.add_argument("--email", required=True)
+    add_member.add_argument("--role", required=True, choices=("owner", "admin", "member"))
+    add_member.set_defaults(command="orgs add-member")
+
+    api_keys = commands.add_parser("api-keys", help="service API keys").add_subparsers(
+        metavar="COMMAND", required=True
+    )
+    create_key = api_keys.add_parser("create", help="create a key (printed once)")
+    create_key.add_argument("--org", required=True, metavar="NAME")
+    create_key.add_argument("--name", required=True)
+    create_key.add_argument("--role", required=True, choices=("admin", "member"))
+    create_key.set_defaults(command="api-keys create")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -128,4 +164,21 @@ async def dispatch(args: argparse.Namespace, config: Config) -> int:
             from reactor_jobs.cli import serve
 
             return await serve.work(config)
+        case "users create":
+            from reactor_jobs.cli import users
+
+            password = users.read_password_stdin() if args.password_stdin else args.password
+            return await users.create_user(config, args.email, password)
+        case "orgs create":
+            from reactor_jobs.cli import users
+
+            return await users.create_org(config, args.name, args.owner)
+        case "orgs add-member":
+            from reactor_jobs.cli import users
+
+            return await users.add_member(config, args.name, args.email, args.role)
+        case "api-keys create":
+            from reactor_jobs.cli import users
+
+            return await users.create_api_key(config, args.org, args.name, args.role)
     raise AssertionError(f"unhandled command {args.command!r}")
