@@ -65,10 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     dump = journal.add_parser("dump", help="print a run's events as NDJSON")
     dump.add_argument("run_id", metavar="RUN_ID")
     dump.set_defaults(command="journal dump")
-    verify = journal.add_parser("verify", help="check hash chains (one run or --all)")
+    verify = journal.add_parser("verify", help="check hash chains (a run, --all, or --file)")
     verify.add_argument("run_id", metavar="RUN_ID", nargs="?")
     verify.add_argument("--all", action="store_true", help="verify every run")
+    verify.add_argument("--file", metavar="PATH", help="verify an export offline (no database)")
     verify.set_defaults(command="journal verify", subparser=verify)
+    export = journal.add_parser("export", help="a job's runs as NDJSON, with hashes")
+    export.add_argument("--org", required=True)
+    export.add_argument("--job", required=True)
+    export.add_argument("--since", metavar="TIME", help="runs created at or after (ISO 8601)")
+    export.add_argument("--until", metavar="TIME", help="runs created before (ISO 8601)")
+    export.add_argument("--output", "-o", metavar="PATH", help="write here, not to stdout")
+    export.set_defaults(command="journal export")
 
     projections = commands.add_parser("projections", help="read models").add_subparsers(
         metavar="COMMAND", required=True
@@ -117,8 +125,11 @@ def _add_bootstrap_commands(commands: argparse._SubParsersAction[argparse.Argume
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    if args.command == "journal verify" and (args.run_id is None) == (not args.all):
-        args.subparser.error("give either RUN_ID or --all")
+    if (
+        args.command == "journal verify"
+        and [args.run_id is not None, args.all, args.file is not None].count(True) != 1
+    ):
+        args.subparser.error("give one of RUN_ID, --all or --file")
     return args
 
 
@@ -153,9 +164,17 @@ async def dispatch(args: argparse.Namespace, config: Config) -> int:
         case "journal verify":
             from reactor_jobs.cli import journal
 
+            if args.file:
+                return journal.verify_file(args.file)
             if args.all:
                 return await journal.verify_all(config)
             return await journal.verify(config, args.run_id)
+        case "journal export":
+            from reactor_jobs.cli import journal
+
+            return await journal.export(
+                config, args.org, args.job, args.since, args.until, args.output
+            )
         case "serve":
             from reactor_jobs.cli import serve
 

@@ -116,3 +116,36 @@ async def test_time_travel_at_each_position_equals_folding_the_prefix(engine: En
         assert state_at(records, position) == fold(records[:position])
     changes = diff(state_at(records, 2), state_at(records, 4))
     assert set(changes) == {"steps.validate", "steps.charge", "position", "updated_at", "last_hash"}
+
+
+async def test_cli_exports_and_verifies_offline(engine: Engine, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    run_id = await completed_quickstart(engine)
+    out = tmp_path / "export.ndjson"
+    cli = [sys.executable, "-m", "reactor_jobs.cli", "--database-url", engine.db_url]
+    exported = subprocess.run(
+        [*cli, "journal", "export", "--org", ORG, "--job", "process-order", "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "exported 6 events" in exported.stderr
+    offline = [
+        sys.executable,
+        "-m",
+        "reactor_jobs.cli",
+        "--database-url",
+        "postgresql://nowhere:1/x",
+    ]
+    ok = subprocess.run(
+        [*offline, "journal", "verify", "--file", str(out)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and "verified 1 runs, 6 events" in ok.stdout
+    out.write_bytes(out.read_bytes().replace(b'"ord_7"', b'"ord_8"', 1))
+    bad = subprocess.run(
+        [*offline, "journal", "verify", "--file", str(out)], capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert f"TAMPERED {run_id} at position 1" in bad.stdout

@@ -50,7 +50,7 @@ async def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
 async def test_usage_error_exits_2(tmp_path: Path) -> None:
     code, _, err = await reactor("journal", "verify", cwd=tmp_path)
     assert code == 2
-    assert "give either RUN_ID or --all" in err
+    assert "give one of RUN_ID, --all or --file" in err
 
 
 async def test_journal_commands_on_an_empty_journal(db_url: str, tmp_path: Path) -> None:
