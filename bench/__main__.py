@@ -1,4 +1,4 @@
-"""`python -m bench`: run every benchmark on a throwaway database and print one table."""
+"""`python -m bench`: run the benchmarks on a throwaway database and print one table."""
 
 from __future__ import annotations
 
@@ -7,19 +7,24 @@ import asyncio
 import os
 import platform
 
-from bench import journal
+from bench import execution, journal
 from bench.database import bench_database, server_url
 
+Row = tuple[str, ...]
 
-def _print_table(rows: list[tuple[str, str, str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+
+def _print_table(rows: list[Row]) -> None:
+    columns = max(len(r) for r in rows)
+    rows = [tuple(r) + ("",) * (columns - len(r)) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(columns)]
     for n, row in enumerate(rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
 
 
-async def main(seconds: float) -> None:
+async def main(args: argparse.Namespace) -> None:
+    notes: list[str] = []
     async with bench_database() as pool:
         version = await pool.fetchval("SHOW server_version")
         sync = await pool.fetchval("SHOW synchronous_commit")
@@ -27,13 +32,33 @@ async def main(seconds: float) -> None:
             f"Postgres {version} (synchronous_commit={sync}) at {server_url().split('@')[-1]}; "
             f"{os.cpu_count()} cores; Python {platform.python_version()}"
         )
-        rows = [("figure", "measured", "goal")]
-        rows += await journal.replay_figures(pool)
-        rows += await journal.append_figures(pool, seconds)
+        rows: list[Row] = [("figure", "measured", "goal", "met?")]
+        if args.only in (None, "journal"):
+            rows += await journal.replay_figures(pool)
+            rows += await journal.append_figures(pool, args.seconds)
+        if args.only in (None, "execution"):
+            cfg = execution.Config(
+                runs=args.runs, concurrency=args.concurrency, finished=args.finished
+            )
+            more, notes = await execution.execution_figures(pool, cfg, args.seconds)
+            rows += more
     _print_table(rows)
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each rate test")
-    asyncio.run(main(parser.parse_args().seconds))
+    parser.add_argument("--only", choices=("journal", "execution"), help="run one group")
+    parser.add_argument("--runs", type=int, default=20_000, help="no-op runs in figures 1 and 5")
+    parser.add_argument(
+        "--concurrency", type=int, default=256, help="worker concurrency (figures 1, 2, 4, 5)"
+    )
+    parser.add_argument(
+        "--finished",
+        type=int,
+        default=200_000,
+        help="finished runs loaded before figure 5 (0 skips it; 1,000,000 adds about a minute)",
+    )
+    asyncio.run(main(parser.parse_args()))

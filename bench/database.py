@@ -44,3 +44,8 @@ async def bench_database(max_size: int = 24) -> AsyncIterator[asyncpg.Pool]:
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def database_url(name: str) -> str:
+    """The URL of database `name` on the bench server."""
+    return _with_database(server_url(), name)

@@ -12,6 +12,7 @@ from reactor_jobs.config import Config
 from reactor_jobs.database import create_pool, resolve_database_url
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
+from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.engine.schema import migrate
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.registry import Registry
@@ -58,6 +59,13 @@ class Node:
 
     async def run_worker(self, stop: asyncio.Event) -> None:
         await self.worker().run(stop)
+
+    async def run_serve(self, stop: asyncio.Event) -> None:
+        """Workers plus the cron scheduler: what one `reactor serve` process runs."""
+        scheduler = Scheduler(
+            self.pool, self.control, interval_ms=self.config.jobs.scheduler_interval_ms
+        )
+        await asyncio.gather(self.worker().run(stop), scheduler.run(stop))
 
     async def close(self) -> None:
         await self.journal.close()

@@ -14,6 +14,7 @@ import asyncpg
 import msgspec
 
 from reactor_jobs import __version__
+from reactor_jobs.cli.remote_args import add_org_commands, add_remote_commands, check_remote_args
 from reactor_jobs.config import Config, load_config
 from reactor_jobs.engine.errors import ReactorError
 
@@ -26,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
+        if getattr(args, "remote", False):
+            # Commands that talk to a server through the client: no server config needed.
+            from reactor_jobs.cli import remote
+
+            return asyncio.run(remote.run(args))
         config = _config(args)
         return asyncio.run(dispatch(args, config))
     except ReactorError as exc:
@@ -85,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         command="projections rebuild"
     )
     _add_bootstrap_commands(commands)
+    add_remote_commands(commands)
     return parser
 
 
@@ -100,9 +107,9 @@ def _add_bootstrap_commands(commands: argparse._SubParsersAction[argparse.Argume
     password.add_argument("--password-stdin", action="store_true", help="read one line")
     create_user.set_defaults(command="users create")
 
-    orgs = commands.add_parser("orgs", help="orgs (in the database)").add_subparsers(
-        metavar="COMMAND", required=True
-    )
+    orgs = commands.add_parser(
+        "orgs", help="orgs (create/add-member: in the database; list/use: on the server)"
+    ).add_subparsers(metavar="COMMAND", required=True)
     create_org = orgs.add_parser("create", help="create an org with an owner")
     create_org.add_argument("name", metavar="NAME")
     create_org.add_argument("--owner", required=True, metavar="EMAIL")
@@ -112,6 +119,7 @@ def _add_bootstrap_commands(commands: argparse._SubParsersAction[argparse.Argume
     add_member.add_argument("--email", required=True)
     add_member.add_argument("--role", required=True, choices=("owner", "admin", "member"))
     add_member.set_defaults(command="orgs add-member")
+    add_org_commands(orgs)
 
     api_keys = commands.add_parser("api-keys", help="service API keys").add_subparsers(
         metavar="COMMAND", required=True
@@ -130,6 +138,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         and [args.run_id is not None, args.all, args.file is not None].count(True) != 1
     ):
         args.subparser.error("give one of RUN_ID, --all or --file")
+    if getattr(args, "remote", False):
+        check_remote_args(args)
     return args
 
 

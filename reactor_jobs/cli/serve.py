@@ -12,15 +12,17 @@ from aiohttp import web
 from reactor_jobs.config import Config
 from reactor_jobs.database import embedded_pgdata, redact_url
 from reactor_jobs.engine.errors import ReactorError
-from reactor_jobs.http.app import create_app
+from reactor_jobs.http.app import AccessLogger, create_app
 from reactor_jobs.node import Node
 
 
 async def serve(config: Config) -> int:
     node = await Node.open(config)
-    runner = web.AppRunner(create_app(node.pool, config), handle_signals=False)
+    runner = web.AppRunner(
+        create_app(node, config), handle_signals=False, access_log_class=AccessLogger
+    )
     stop = asyncio.Event()
-    workers = asyncio.create_task(node.run_worker(stop))
+    workers = asyncio.create_task(node.run_serve(stop))
     try:
         await runner.setup()
         address = await _listen(runner, config.jobs.http.host, config.jobs.http.port)
@@ -32,10 +34,12 @@ async def serve(config: Config) -> int:
         await _until_signalled(workers)
         print("Reactor Jobs stopping", flush=True)
     finally:
+        # HTTP first: no new triggers, live streams end, in-flight requests finish; then
+        # the workers get their grace period with the journal still open.
+        await runner.cleanup()
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await workers
-        await runner.cleanup()
         await node.close()
     return 0
 

@@ -1,1 +1,1 @@
-"""The aiohttp side of Reactor Jobs: the health check now; the /jobs/v1 API later."""
+"""The HTTP API (aiohttp): /jobs/v1, /functions/v1 and the auth routes; see app.py."""

@@ -1,0 +1,76 @@
+"""`reactor functions …`: create a function, deploy a folder as its next version, promote a
+version, list functions and versions, through the Python client."""
+
+from __future__ import annotations
+
+import argparse
+
+from reactor_jobs.cli.remote import Handler, Remote
+from reactor_jobs.client import Function
+
+FUNCTION_FIELDS = ("name", "runtime", "live_version", "created_at", "updated_at")
+VERSION_COLUMNS = [("VERSION", "version"), ("LIVE", "live"), ("SIZE", "size"),
+                   ("SHA256", "sha256"), ("CREATED", "created_at")]  # fmt: skip
+
+
+def show_function(remote: Remote, function: Function) -> None:
+    if remote.out.json_mode:
+        remote.out.document(function)
+    else:
+        remote.out.record(function, FUNCTION_FIELDS)
+
+
+async def create(args: argparse.Namespace, remote: Remote) -> int:
+    show_function(remote, await remote.client.functions.create(args.name, runtime=args.runtime))
+    return 0
+
+
+async def deploy(args: argparse.Namespace, remote: Remote) -> int:
+    version = await remote.client.functions.deploy(args.name, args.dir)
+    if remote.out.json_mode:
+        remote.out.document(version)
+        return 0
+    remote.out.line(
+        f"deployed {version.name} version {version.version} "
+        f"({version.size} bytes, sha256 {version.sha256[:12]}); not live until promoted"
+    )
+    remote.out.note(f"next: reactor functions promote {version.name}")
+    return 0
+
+
+async def promote(args: argparse.Namespace, remote: Remote) -> int:
+    function = await remote.client.functions.promote(args.name, args.version)
+    if remote.out.json_mode:
+        remote.out.document(function)
+    else:
+        remote.out.line(f"{function.name}: version {function.live_version} is live")
+    return 0
+
+
+async def list_functions(args: argparse.Namespace, remote: Remote) -> int:
+    functions = await remote.client.functions.list()
+    if remote.out.json_mode:
+        remote.out.document({"functions": functions})
+        return 0
+    columns = [("NAME", "name"), ("RUNTIME", "runtime"), ("LIVE", "live_version"),
+               ("UPDATED", "updated_at")]  # fmt: skip
+    remote.out.table(functions, columns, "no functions")
+    return 0
+
+
+async def versions(args: argparse.Namespace, remote: Remote) -> int:
+    found = await remote.client.functions.versions(args.name)
+    if remote.out.json_mode:
+        remote.out.document({"versions": found})
+        return 0
+    remote.out.table(found, VERSION_COLUMNS, f"function {args.name} has no versions")
+    return 0
+
+
+COMMANDS: dict[str, Handler] = {
+    "functions create": create,
+    "functions deploy": deploy,
+    "functions promote": promote,
+    "functions list": list_functions,
+    "functions versions": versions,
+}

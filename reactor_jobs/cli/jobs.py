@@ -1,0 +1,214 @@
+"""`reactor jobs …`: jobs, their triggers, manual triggering, runs, the DLQ and emitted
+events, through the Python client. The live log (`reactor jobs logs`) is in cli/logs.py."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from reactor_jobs.cli.logs import follow_logs
+from reactor_jobs.cli.output import Column
+from reactor_jobs.cli.remote import Handler, Remote
+from reactor_jobs.client import Job, Run
+
+POLICY = ("max_attempts", "backoff", "initial_delay_ms", "max_delay_ms", "max_concurrency",
+          "timeout_ms")  # fmt: skip
+JOB_FIELDS = ("name", "function_name", *POLICY, "created_at", "updated_at")
+RUN_FIELDS = ("id", "job", "status", "attempt", "function", "function_version", "trigger_kind",
+              "created_at", "started_at", "finished_at", "available_at", "last_error", "output",
+              "dlq_id", "idempotency_key")  # fmt: skip
+RUN_COLUMNS: list[Column] = [("ID", "id"), ("STATUS", "status"), ("ATTEMPT", "attempt"),
+                             ("TRIGGER", "trigger_kind"), ("VERSION", "function_version"),
+                             ("CREATED", "created_at"), ("FINISHED", "finished_at"),
+                             ("ERROR", "last_error")]  # fmt: skip
+
+
+def show_job(remote: Remote, job: Job) -> None:
+    if remote.out.json_mode:
+        remote.out.document(job)
+        return
+    remote.out.record(job, JOB_FIELDS)
+    if job.policy is not None:  # what applies, the manifest's values filled in
+        remote.out.line("effective  " + ", ".join(f"{f}={getattr(job.policy, f)}" for f in POLICY))
+
+
+def show_run(remote: Remote, run: Run) -> None:
+    if remote.out.json_mode:
+        remote.out.document(run)
+    else:
+        remote.out.record(run, RUN_FIELDS)
+
+
+def page_document(key: str, page: Any) -> dict[str, Any]:
+    return {key: list(page), "next_cursor": page.next_cursor}
+
+
+async def create(args: argparse.Namespace, remote: Remote) -> int:
+    policy = {field: getattr(args, field) for field in POLICY}
+    job = await remote.client.jobs.create(name=args.name, function_name=args.function, **policy)
+    show_job(remote, job)
+    return 0
+
+
+async def list_jobs(args: argparse.Namespace, remote: Remote) -> int:
+    jobs = await remote.client.jobs.list()
+    if remote.out.json_mode:
+        remote.out.document({"jobs": jobs})
+        return 0
+    columns = [("NAME", "name"), ("FUNCTION", "function_name"), ("CREATED", "created_at")]
+    remote.out.table(jobs, columns, "no jobs")
+    return 0
+
+
+async def get(args: argparse.Namespace, remote: Remote) -> int:
+    show_job(remote, await remote.client.jobs.get(args.name))
+    return 0
+
+
+async def delete(args: argparse.Namespace, remote: Remote) -> int:
+    await remote.client.jobs.delete(args.name)
+    remote.out.done({"deleted": args.name}, f"deleted job {args.name}")
+    return 0
+
+
+async def create_trigger(args: argparse.Namespace, remote: Remote) -> int:
+    trigger = await remote.client.jobs.triggers.create(
+        args.name, kind=args.kind, schedule=args.schedule, timezone=args.timezone,
+        topic=args.topic,
+    )  # fmt: skip
+    if remote.out.json_mode:
+        remote.out.document(trigger)
+        return 0
+    fields = ["id", "job", "kind", "schedule", "timezone", "topic", "created_at"]
+    remote.out.record(trigger, [f for f in fields if getattr(trigger, f) is not None])
+    if trigger.url is not None:
+        remote.out.line(f"Returns ingress URL: {trigger.url}")
+        remote.out.note(f"POST to {remote.url}{trigger.url}; shown only now, the token is the auth")
+    return 0
+
+
+async def list_triggers(args: argparse.Namespace, remote: Remote) -> int:
+    triggers = await remote.client.jobs.triggers.list(args.name)
+    if remote.out.json_mode:
+        remote.out.document({"triggers": triggers})
+        return 0
+    columns = [("ID", "id"), ("KIND", "kind"), ("SCHEDULE", "schedule"), ("TOPIC", "topic"),
+               ("SOURCE", "source"), ("CREATED", "created_at")]  # fmt: skip
+    remote.out.table(triggers, columns, f"job {args.name} has no triggers")
+    return 0
+
+
+async def delete_trigger(args: argparse.Namespace, remote: Remote) -> int:
+    await remote.client.jobs.triggers.delete(args.name, args.trigger_id)
+    message = f"deleted trigger {args.trigger_id} of job {args.name}"
+    remote.out.done({"deleted": args.trigger_id}, message)
+    return 0
+
+
+async def trigger(args: argparse.Namespace, remote: Remote) -> int:
+    run = await remote.client.jobs.trigger(
+        args.name, payload=args.payload, idempotency_key=args.idempotency_key
+    )
+    show_run(remote, run)
+    return 0
+
+
+async def list_runs(args: argparse.Namespace, remote: Remote) -> int:
+    page = await remote.client.jobs.runs.list(
+        args.name, status=args.status, since=args.since, until=args.until,
+        limit=args.limit, cursor=args.cursor,
+    )  # fmt: skip
+    if remote.out.json_mode:
+        remote.out.document(page_document("runs", page))
+        return 0
+    remote.out.table(page, RUN_COLUMNS, "no runs")
+    if page.next_cursor:
+        remote.out.note(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+async def get_run(args: argparse.Namespace, remote: Remote) -> int:
+    show_run(remote, await remote.client.jobs.runs.get(args.name, args.run_id))
+    return 0
+
+
+async def cancel_run(args: argparse.Namespace, remote: Remote) -> int:
+    show_run(remote, await remote.client.jobs.runs.cancel(args.name, args.run_id))
+    return 0
+
+
+async def retry_run(args: argparse.Namespace, remote: Remote) -> int:
+    show_run(remote, await remote.client.jobs.runs.retry(args.name, args.run_id))
+    return 0
+
+
+async def run_journal(args: argparse.Namespace, remote: Remote) -> int:
+    events = await remote.client.jobs.runs.journal(args.name, args.run_id)
+    if remote.out.json_mode:
+        remote.out.document({"events": events})
+        return 0
+    columns = [("POSITION", "position"), ("TYPE", "type"), ("RECORDED", "recorded_at"),
+               ("DATA", "data")]  # fmt: skip
+    remote.out.table(events, columns, "no events")
+    return 0
+
+
+async def list_dlq(args: argparse.Namespace, remote: Remote) -> int:
+    page = await remote.client.jobs.dlq.list(
+        args.name, status=args.status, limit=args.limit, cursor=args.cursor
+    )
+    if remote.out.json_mode:
+        remote.out.document(page_document("entries", page))
+        return 0
+    columns = [("ID", "id"), ("RUN", "run_id"), ("ATTEMPTS", "attempts"), ("STATUS", "status"),
+               ("CREATED", "created_at"), ("ERROR", "error")]  # fmt: skip
+    remote.out.table(page, columns, f"the DLQ of job {args.name} is empty")
+    if page.next_cursor:
+        remote.out.note(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+async def retry_dlq(args: argparse.Namespace, remote: Remote) -> int:
+    show_run(remote, await remote.client.jobs.dlq.retry(args.name, args.dlq_id))
+    return 0
+
+
+async def list_events(args: argparse.Namespace, remote: Remote) -> int:
+    page = await remote.client.events.list(
+        topic=args.topic, unconsumed=args.unconsumed, limit=args.limit, cursor=args.cursor
+    )
+    if remote.out.json_mode:
+        remote.out.document(page_document("events", page))
+        return 0
+    columns = [("ID", "id"), ("TOPIC", "topic"), ("JOB", "job"), ("RUN", "run_id"),
+               ("EMITTED", "emitted_at"), ("CONSUMED", "consumed_at"), ("FANOUT", "fanout"),
+               ("PAYLOAD", "payload")]  # fmt: skip
+    remote.out.table(page, columns, "no events")
+    if page.next_cursor:
+        remote.out.note(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+async def logs(args: argparse.Namespace, remote: Remote) -> int:
+    return await follow_logs(remote, args.name, args.last_event_id)
+
+
+COMMANDS: dict[str, Handler] = {
+    "jobs create": create,
+    "jobs list": list_jobs,
+    "jobs get": get,
+    "jobs delete": delete,
+    "jobs triggers create": create_trigger,
+    "jobs triggers list": list_triggers,
+    "jobs triggers delete": delete_trigger,
+    "jobs trigger": trigger,
+    "jobs runs list": list_runs,
+    "jobs runs get": get_run,
+    "jobs runs cancel": cancel_run,
+    "jobs runs retry": retry_run,
+    "jobs runs journal": run_journal,
+    "jobs dlq list": list_dlq,
+    "jobs dlq retry": retry_dlq,
+    "jobs events list": list_events,
+    "jobs logs": logs,
+}

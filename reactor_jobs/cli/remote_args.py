@@ -1,0 +1,163 @@
+"""The arguments of the commands that talk to a running server (`reactor login`, `logout`,
+`functions …`, `jobs …`, `orgs list|use`), spelled as in the spec. Every one of them takes
+--url, --org and --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:  # generic only in the stubs
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+_POLICY_FLAGS = {
+    "--max-attempts": int, "--initial-delay-ms": int, "--max-delay-ms": int,
+    "--max-concurrency": int, "--timeout-ms": int,
+}  # fmt: skip
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    options = common.add_argument_group("server")
+    options.add_argument(
+        "--url", help="server URL (default: $REACTOR_URL, the stored sign-in's, "
+        "else http://127.0.0.1:8080)",
+    )  # fmt: skip
+    options.add_argument("--org", help="org to act in (default: $REACTOR_ORG, the stored one)")
+    options.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    return common
+
+
+COMMON = _common()
+
+
+def json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from None
+
+
+def _leaf(group: Commands, name: str, command: str, help: str) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help, parents=[COMMON])
+    parser.set_defaults(command=command, remote=True, subparser=parser)
+    return parser
+
+
+def _group(commands: Commands, name: str, help: str) -> Commands:
+    return commands.add_parser(name, help=help).add_subparsers(metavar="COMMAND", required=True)
+
+
+def add_remote_commands(commands: Commands) -> None:
+    login = _leaf(commands, "login", "login", "sign in to a server and store the tokens")
+    login.add_argument("--email", required=True)
+    login.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    _leaf(commands, "logout", "logout", "revoke and forget the stored sign-in")
+    _add_functions(_group(commands, "functions", "functions on the server"))
+    _add_jobs(_group(commands, "jobs", "jobs on the server: triggers, runs, DLQ, logs"))
+
+
+def add_org_commands(orgs: Commands) -> None:
+    """`orgs list|use`, beside the database bootstrap commands `orgs create|add-member`."""
+    _leaf(orgs, "list", "orgs list", "the orgs you belong to (from the server)")
+    use = _leaf(orgs, "use", "orgs use", "act in this org from now on (stored)")
+    use.add_argument("org_name", metavar="NAME")
+
+
+def _add_functions(functions: Commands) -> None:
+    create = _leaf(functions, "create", "functions create", "create a function")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--runtime", choices=("python", "bun"), default="python")
+    deploy = _leaf(functions, "deploy", "functions deploy", "upload a folder as a new version")
+    deploy.add_argument("name", metavar="NAME")
+    deploy.add_argument("--dir", required=True, metavar="DIR", help="function.json and code/")
+    promote = _leaf(functions, "promote", "functions promote", "make a version live")
+    promote.add_argument("name", metavar="NAME")
+    promote.add_argument("--version", type=int, metavar="N", help="default: the latest")
+    _leaf(functions, "list", "functions list", "list functions")
+    versions = _leaf(functions, "versions", "functions versions", "list deployed versions")
+    versions.add_argument("name", metavar="NAME")
+
+
+def _add_jobs(jobs: Commands) -> None:
+    create = _leaf(jobs, "create", "jobs create", "create a job bound to a function")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--function", required=True, metavar="FN")
+    for flag, kind in _POLICY_FLAGS.items():
+        create.add_argument(flag, type=kind, metavar="N", help="default: the manifest's")
+    create.add_argument("--backoff", choices=("exponential", "linear"))
+    _leaf(jobs, "list", "jobs list", "list jobs")
+    for name, help in (("get", "show a job"), ("delete", "delete a job and its triggers")):
+        _leaf(jobs, name, f"jobs {name}", help).add_argument("name", metavar="NAME")
+    trigger = _leaf(jobs, "trigger", "jobs trigger", "start a run now")
+    trigger.add_argument("name", metavar="NAME")
+    trigger.add_argument("--payload", type=json_value, metavar="JSON", help="the run's input")
+    trigger.add_argument("--idempotency-key", metavar="KEY", help="a repeat returns the first run")
+    logs = _leaf(jobs, "logs", "jobs logs", "follow the job's live log (Ctrl-C to stop)")
+    logs.add_argument("name", metavar="NAME")
+    logs.add_argument("--last-event-id", metavar="ID", help="resume after it; 0-0-0: all")
+    _add_triggers(_group(jobs, "triggers", "a job's triggers"))
+    _add_runs(_group(jobs, "runs", "a job's runs"))
+    _add_dlq(_group(jobs, "dlq", "a job's dead-letter queue"))
+    events = _group(jobs, "events", "events emitted by runs")
+    listed = _leaf(events, "list", "jobs events list", "list emitted events, newest first")
+    listed.add_argument("--topic")
+    listed.add_argument("--unconsumed", action="store_true", help="only those not consumed")
+    _page_args(listed)
+
+
+def _add_triggers(triggers: Commands) -> None:
+    create = _leaf(triggers, "create", "jobs triggers create", "add a trigger")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--kind", required=True, choices=("cron", "webhook", "event", "manual"))
+    create.add_argument("--schedule", help='cron only, e.g. "0 * * * *"')
+    create.add_argument("--timezone", help="cron only (default UTC)")
+    create.add_argument("--topic", help="event only")
+    listed = _leaf(triggers, "list", "jobs triggers list", "list a job's triggers")
+    listed.add_argument("name", metavar="NAME")
+    delete = _leaf(triggers, "delete", "jobs triggers delete", "delete a trigger")
+    delete.add_argument("name", metavar="NAME")
+    delete.add_argument("trigger_id", metavar="TRIGGER_ID")
+
+
+def _add_runs(runs: Commands) -> None:
+    listed = _leaf(runs, "list", "jobs runs list", "list runs, newest first")
+    listed.add_argument("name", metavar="NAME")
+    listed.add_argument("--status", help="e.g. failed, or several: queued,running")
+    listed.add_argument("--since", metavar="TIME", help="created at or after (RFC 3339)")
+    listed.add_argument("--until", metavar="TIME", help="created before (RFC 3339)")
+    _page_args(listed)
+    actions = {"get": "show a run", "cancel": "cancel a run", "retry": "retry a failed run",
+               "journal": "a run's journal (its events and hash chain)"}  # fmt: skip
+    for name, help in actions.items():
+        one = _leaf(runs, name, f"jobs runs {name}", help)
+        one.add_argument("name", metavar="NAME")
+        one.add_argument("run_id", metavar="RUN_ID")
+
+
+def _add_dlq(dlq: Commands) -> None:
+    listed = _leaf(dlq, "list", "jobs dlq list", "list dead-lettered runs")
+    listed.add_argument("name", metavar="NAME")
+    listed.add_argument("--status", choices=("open", "retried"))
+    _page_args(listed)
+    retry = _leaf(dlq, "retry", "jobs dlq retry", "run a dead-lettered run again")
+    retry.add_argument("name", metavar="NAME")
+    retry.add_argument("dlq_id", metavar="DLQ_ID")
+
+
+def _page_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, metavar="N", help="page size, 1 to 200")
+    parser.add_argument("--cursor", help="the next page (printed after a full page)")
+
+
+def check_remote_args(args: argparse.Namespace) -> None:
+    """What argparse cannot say: which trigger kinds take --schedule, --timezone, --topic."""
+    if args.command != "jobs triggers create":
+        return
+    needs = {"cron": "schedule", "event": "topic"}.get(args.kind)
+    if needs and getattr(args, needs) is None:
+        args.subparser.error(f"--kind {args.kind} needs --{needs}")
+    allowed = {"cron": {"schedule", "timezone"}, "event": {"topic"}}.get(args.kind, set())
+    for option in ("schedule", "timezone", "topic"):
+        if getattr(args, option) is not None and option not in allowed:
+            args.subparser.error(f"--{option} does not apply to --kind {args.kind}")

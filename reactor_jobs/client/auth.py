@@ -1,0 +1,66 @@
+"""`client.auth`: sign in with a password, choose the org, refresh, sign out, and who am I."""
+
+from __future__ import annotations
+
+from reactor_jobs.client.errors import UnauthorizedError
+from reactor_jobs.client.transport import Transport
+from reactor_jobs.client.types import Session, User
+
+
+class Auth:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    @property
+    def session(self) -> Session | None:
+        """The tokens in use (they change when the client refreshes them)."""
+        return self._t.session
+
+    @property
+    def org(self) -> str | None:
+        return self._t.org
+
+    def set_session(self, session: Session | None) -> None:
+        """Use tokens kept from an earlier sign-in (e.g. the CLI's stored credentials)."""
+        self._t.session = session
+
+    def set_org(self, org: str | None) -> None:
+        """The org every later request acts in (the `X-Reactor-Org` header)."""
+        self._t.org = org
+
+    async def sign_in_with_password(self, *, email: str, password: str) -> Session:
+        self._t.session = await self._t.decode(
+            Session, "POST", "/auth/v1/token", params={"grant_type": "password"},
+            json={"email": email, "password": password}, auth=False,
+        )  # fmt: skip
+        return self._t.session
+
+    async def refresh(self) -> Session:
+        """New tokens for the refresh token; done automatically when a request gets a 401."""
+        return await self._t.refresh()
+
+    async def user(self) -> User:
+        """The signed-in user and the orgs they belong to, with their role in each."""
+        return await self._t.decode(User, "GET", "/auth/v1/user")
+
+    async def sign_out(self) -> None:
+        """Revoke the refresh token on the server and forget the tokens. Tokens that are
+        already expired or revoked count as signed out."""
+        try:
+            if self._t.session is not None and self._t.session.refresh_token is not None:
+                try:
+                    await self._logout()
+                except UnauthorizedError:
+                    await self._t.refresh()  # the access token expired; renew it to revoke
+                    await self._logout()
+        except UnauthorizedError:
+            pass
+        finally:
+            self._t.session = None
+
+    async def _logout(self) -> None:
+        assert self._t.session is not None
+        body = {"refresh_token": self._t.session.refresh_token}
+        # Not through the refresh-on-401 path: a refresh there would revoke the refresh
+        # token in the body before the logout could.
+        await self._t.call("POST", "/auth/v1/logout", json=body, refresh=False)

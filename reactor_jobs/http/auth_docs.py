@@ -1,0 +1,111 @@
+"""The /auth/v1 routes as the OpenAPI document describes them. They are registered by
+auth_routes.add_auth_routes; these entries only document them (docs/http-api.md, Auth)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from reactor_jobs.http.routes import Route, param
+
+OrgRoleName = Literal["owner", "admin", "member"]
+
+
+class PasswordGrant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """grant_type=password: {email, password}; grant_type=refresh_token: {refresh_token}."""
+
+    email: str | None = None
+    password: str | None = None
+    refresh_token: str | None = None
+
+
+class TokenPair(msgspec.Struct, frozen=True):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+    refresh_token: str
+
+
+class Logout(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    refresh_token: str
+
+
+class OrgMembership(msgspec.Struct, frozen=True):
+    name: str
+    role: OrgRoleName
+
+
+class User(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    orgs: list[OrgMembership]
+
+
+class OrgCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+
+
+class Member(msgspec.Struct, frozen=True):
+    user_id: str
+    email: str
+    role: OrgRoleName
+
+
+class MemberList(msgspec.Struct, frozen=True):
+    members: list[Member]
+
+
+class MemberAdd(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    email: str
+    role: OrgRoleName
+
+
+class ApiKeyCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    role: Literal["admin", "member"]
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: Literal["admin", "member"]
+    key: str  # rk_…, shown only in this response
+
+
+def _doc(method: str, path: str, name: str, access: Any, **doc: Any) -> Route:
+    return Route(method=method, path=path, access=access, name=name, handle=None, **doc)
+
+
+_ORG_IN_PATH = "The org is the path's; X-Reactor-Org, if sent, must agree."
+
+AUTH_DOCS: list[Route] = [
+    _doc(
+        "POST", "/auth/v1/token", "token", "public",
+        summary="Sign in (grant_type=password) or refresh tokens (grant_type=refresh_token)",
+        tag="auth", body=PasswordGrant, response=TokenPair, errors=(400, 401, 422),
+        params=(param("grant_type", "password or refresh_token",
+                      enum=["password", "refresh_token"]),),
+        note="A refresh revokes the refresh token it used.",
+    ),
+    _doc("POST", "/auth/v1/logout", "logout", "member", summary="Revoke a refresh token",
+         tag="auth", status=204, body=Logout, errors=(400, 401)),
+    _doc("GET", "/auth/v1/user", "user", "member", summary="The signed-in user and their orgs",
+         tag="auth", response=User, errors=(401,), note="Needs no X-Reactor-Org."),
+    _doc("POST", "/auth/v1/orgs", "create_org", "member",
+         summary="Create an org; the caller becomes its owner", tag="auth", status=201,
+         body=OrgCreate, response=OrgMembership, errors=(401, 409, 422),
+         note="Needs no X-Reactor-Org."),
+    _doc("GET", "/auth/v1/orgs/{org}/members", "list_members", "member",
+         summary="List an org's members", tag="auth", response=MemberList,
+         errors=(401, 403), note=_ORG_IN_PATH),
+    _doc("POST", "/auth/v1/orgs/{org}/members", "add_member", "admin",
+         summary="Add a user to an org with a role", tag="auth", status=201, body=MemberAdd,
+         response=Member, errors=(401, 403, 404, 409, 422), note=_ORG_IN_PATH),
+    _doc("POST", "/auth/v1/orgs/{org}/api-keys", "create_api_key", "admin",
+         summary="Create a service API key (the key is shown once)", tag="auth", status=201,
+         body=ApiKeyCreate, response=ApiKey, errors=(401, 403, 422), note=_ORG_IN_PATH),
+    _doc("DELETE", "/auth/v1/orgs/{org}/api-keys/{key_id}", "revoke_api_key", "admin",
+         summary="Revoke an API key", tag="auth", status=204, errors=(401, 403, 404),
+         note=_ORG_IN_PATH),
+]  # fmt: skip

@@ -1,0 +1,113 @@
+"""Functions (`/functions/v1/_admin/functions`): create, list, get, deploy a bundle (a
+tar.gz of function.json and code/, checked before it is stored), list versions, promote."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from reactor_jobs.auth.principal import Principal
+from reactor_jobs.functions.bundle import MAX_ARCHIVE_BYTES
+from reactor_jobs.functions.errors import VersionNotFound
+from reactor_jobs.functions.registry import Registry
+from reactor_jobs.http.bodies import decode_json, json_response, read_body
+from reactor_jobs.http.keys import NODE
+from reactor_jobs.http.objects import (
+    Function,
+    FunctionCreate,
+    FunctionList,
+    Promote,
+    Version,
+    VersionList,
+)
+from reactor_jobs.http.query import check_params
+from reactor_jobs.http.routes import Route, authed
+
+FUNCTIONS = "/functions/v1/_admin/functions"
+FUNCTION = FUNCTIONS + "/{name}"
+
+
+def registry(request: web.Request) -> Registry:
+    return request.app[NODE].registry
+
+
+async def create_function(request: web.Request, principal: Principal) -> web.Response:
+    check_params(request, ())
+    body = await decode_json(request, FunctionCreate)
+    info = await registry(request).create_function(principal.org, body.name, body.runtime)
+    return json_response(Function.of(info), status=201)
+
+
+async def list_functions(request: web.Request, principal: Principal) -> web.Response:
+    check_params(request, ())
+    infos = await registry(request).list_functions(principal.org)
+    return json_response(FunctionList(functions=[Function.of(i) for i in infos]))
+
+
+async def get_function(request: web.Request, principal: Principal) -> web.Response:
+    check_params(request, ())
+    info = await registry(request).get_function(principal.org, request.match_info["name"])
+    return json_response(Function.of(info))
+
+
+async def deploy(request: web.Request, principal: Principal) -> web.Response:
+    """The body is the archive itself; up to the bundle limit, not the JSON body limit."""
+    check_params(request, ())
+    reg, name = registry(request), request.match_info["name"]
+    await reg.get_function(principal.org, name)  # 404 before reading a large body
+    archive = await read_body(request, MAX_ARCHIVE_BYTES)
+    number = await reg.deploy(principal.org, name, archive)
+    versions = await reg.list_versions(principal.org, name)
+    version = next((v for v in versions if v.version == number), None)
+    if version is None:
+        raise VersionNotFound(name, number)
+    return json_response(Version.of(version), status=201)
+
+
+async def list_versions(request: web.Request, principal: Principal) -> web.Response:
+    check_params(request, ())
+    versions = await registry(request).list_versions(principal.org, request.match_info["name"])
+    return json_response(VersionList(versions=[Version.of(v) for v in versions]))
+
+
+async def promote(request: web.Request, principal: Principal) -> web.Response:
+    check_params(request, ())
+    body = await decode_json(request, Promote, empty=b"{}")
+    reg, name = registry(request), request.match_info["name"]
+    await reg.promote(principal.org, name, body.version)
+    return json_response(Function.of(await reg.get_function(principal.org, name)))
+
+
+ROUTES: list[Route] = [
+    authed(
+        "POST", FUNCTIONS, "admin", create_function,
+        summary="Create a function", tag="functions", status=201, body=FunctionCreate,
+        response=Function, errors=(409, 422),
+    ),
+    authed(
+        "GET", FUNCTIONS, "member", list_functions,
+        summary="List functions", tag="functions", response=FunctionList,
+    ),
+    authed(
+        "GET", FUNCTION, "member", get_function,
+        summary="Get a function", tag="functions", response=Function, errors=(404,),
+    ),
+    authed(
+        "POST", FUNCTION + "/deploy", "admin", deploy,
+        summary="Deploy a bundle as the function's next version (not live until promoted)",
+        tag="functions", status=201, body="gzip", response=Version,
+        errors=(404, 413, 422),
+        note="The body is the bundle: a tar.gz holding function.json and code/ "
+        f"(Content-Type application/gzip), at most {MAX_ARCHIVE_BYTES} bytes. A bad archive "
+        "or manifest is refused with 422 and the reason.",
+    ),
+    authed(
+        "GET", FUNCTION + "/versions", "member", list_versions,
+        summary="List a function's deployed versions", tag="functions",
+        response=VersionList, errors=(404,),
+    ),
+    authed(
+        "POST", FUNCTION + "/promote", "admin", promote,
+        summary="Make a version live (default: the latest)", tag="functions",
+        body=Promote, body_required=False, response=Function, errors=(404, 422),
+    ),
+]  # fmt: skip

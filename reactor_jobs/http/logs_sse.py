@@ -1,0 +1,197 @@
+"""The live log of a job as Server-Sent Events (`GET /jobs/v1/_admin/jobs/{name}/logs`):
+`event: run` for each journal event of the job's runs, `event: log` for each ctx.log line.
+
+Journal events are read in the journal's commit-safe order, (tx_id, global_position) below
+the oldest running transaction (as Journal.read_all does), so none is skipped when appends
+commit out of order. Each `id:` is a cursor `<tx_id>-<global_position>-<log id>`; sending it
+back as Last-Event-ID resumes after it, and `0-0-0` replays from the beginning. Without one
+the stream starts at now. Polls every 200 ms; heartbeat comments keep proxies from closing
+the connection; the stream ends when the client goes or the server shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
+from msgspec import UNSET, UnsetType
+
+from reactor_jobs.auth.principal import Principal
+from reactor_jobs.functions.errors import InvalidField
+from reactor_jobs.http.jobs_routes import JOB
+from reactor_jobs.http.keys import NODE, SHUTDOWN
+from reactor_jobs.http.query import check_params
+from reactor_jobs.http.routes import Route, authed, header
+
+log = logging.getLogger("reactor_jobs.http")
+
+POLL_S = 0.2
+HEARTBEAT_S = 10.0
+BATCH = 500
+_CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})-([0-9]{1,20})")
+
+# One snapshot gives both the horizon and the rows below it; with no rows the horizon
+# alone comes back, and the cursor moves up to it (nothing below it can still appear).
+_JOURNAL = """
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT horizon.xmin::text AS horizon, e.*
+  FROM horizon LEFT JOIN LATERAL (
+    SELECT j.tx_id::text AS tx, j.global_position, j.run_id, j.position, j.type,
+           j.recorded_at, j.payload
+      FROM _reactor_jobs.journal AS j JOIN _reactor_jobs.runs AS r USING (run_id)
+     WHERE r.org = $1 AND r.job = $2
+       AND (j.tx_id, j.global_position) > ($3::text::xid8, $4::bigint)
+       AND j.tx_id < horizon.xmin
+     ORDER BY j.tx_id, j.global_position
+     LIMIT $5
+  ) AS e ON true"""
+_LOGS = """
+SELECT id, run_id, attempt, step, level, message, fields, at FROM _reactor_jobs.run_logs
+ WHERE org = $1 AND job = $2 AND id > $3 ORDER BY id LIMIT $4"""
+_START = """
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx,
+       (SELECT coalesce(max(id), 0) FROM _reactor_jobs.run_logs
+         WHERE org = $1 AND job = $2) AS log_id"""
+
+
+class Cursor(msgspec.Struct, frozen=True):
+    tx: int
+    position: int
+    log_id: int
+
+    def __str__(self) -> str:
+        return f"{self.tx}-{self.position}-{self.log_id}"
+
+
+class _Detail(msgspec.Struct, frozen=True):
+    """The parts of an event's payload the stream shows."""
+
+    attempt: int | UnsetType = UNSET
+    error: Any = UNSET
+
+
+class RunEvent(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    position: int
+    type: str
+    recorded_at: datetime
+    attempt: int | UnsetType = UNSET
+    error: Any = UNSET
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    attempt: int
+    step: str | None
+    level: str
+    message: str
+    fields: Any
+    at: datetime
+
+
+def parse_cursor(text: str) -> Cursor:
+    match = _CURSOR.fullmatch(text.strip())
+    if match is None:
+        raise InvalidField("Last-Event-ID", "not an event id this stream sent")
+    return Cursor(*(int(part) for part in match.groups()))
+
+
+class Tail:
+    """One stream's position and the two reads that move it."""
+
+    def __init__(self, pool: asyncpg.Pool, org: str, job: str, cursor: Cursor) -> None:
+        self.pool, self.org, self.job, self.cursor = pool, org, job, cursor
+
+    async def run_events(self, conn: asyncpg.Connection) -> list[tuple[str, RunEvent]]:
+        c = self.cursor
+        rows = await conn.fetch(_JOURNAL, self.org, self.job, str(c.tx), c.position, BATCH)
+        out: list[tuple[str, RunEvent]] = []
+        for row in rows:
+            if row["tx"] is None:
+                continue
+            detail = msgspec.json.decode(row["payload"], type=_Detail)
+            c = Cursor(int(row["tx"]), row["global_position"], c.log_id)
+            event = RunEvent(
+                run_id=row["run_id"], position=row["position"], type=row["type"],
+                recorded_at=row["recorded_at"], attempt=detail.attempt, error=detail.error,
+            )  # fmt: skip
+            out.append((str(c), event))
+        if len(out) < BATCH and int(rows[0]["horizon"]) > c.tx:
+            c = Cursor(int(rows[0]["horizon"]), 0, c.log_id)
+        self.cursor = c
+        return out
+
+    async def log_lines(self, conn: asyncpg.Connection) -> list[tuple[str, LogLine]]:
+        c = self.cursor
+        out: list[tuple[str, LogLine]] = []
+        for row in await conn.fetch(_LOGS, self.org, self.job, c.log_id, BATCH):
+            fields = dict(row)
+            c = Cursor(c.tx, c.position, fields.pop("id"))
+            if fields["fields"] is not None:
+                fields["fields"] = msgspec.json.decode(fields["fields"])
+            out.append((str(c), msgspec.convert(fields, LogLine)))
+        self.cursor = c
+        return out
+
+
+async def start_cursor(pool: asyncpg.Pool, org: str, job: str) -> Cursor:
+    row = await pool.fetchrow(_START, org, job)
+    assert row is not None
+    return Cursor(int(row["tx"]), 0, row["log_id"])
+
+
+def _gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+async def stream_logs(request: web.Request, principal: Principal) -> web.StreamResponse:
+    check_params(request, ())
+    node, name = request.app[NODE], request.match_info["name"]
+    await node.registry.get_job(principal.org, name)  # 404 before the stream starts
+    last = request.headers.get("Last-Event-ID")
+    cursor = parse_cursor(last) if last else await start_cursor(node.pool, principal.org, name)
+    tail = Tail(node.pool, principal.org, name, cursor)
+    stop = request.app[SHUTDOWN]
+    async with sse_response(request, ping_interval=HEARTBEAT_S) as sse:
+        try:
+            while not stop.is_set() and sse.is_connected() and not _gone(request):
+                await _send_new(sse, tail)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), POLL_S)
+        except ConnectionResetError:
+            pass  # the client went away
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("log stream of job %s ended: %s", name, exc)
+    return sse
+
+
+async def _send_new(sse: EventSourceResponse, tail: Tail) -> None:
+    async with tail.pool.acquire() as conn:
+        runs = await tail.run_events(conn)
+        lines = await tail.log_lines(conn)
+    for event_id, event in runs:
+        await sse.send(msgspec.json.encode(event).decode(), id=event_id, event="run")
+    for event_id, line in lines:
+        await sse.send(msgspec.json.encode(line).decode(), id=event_id, event="log")
+
+
+ROUTES: list[Route] = [
+    authed(
+        "GET", JOB + "/logs", "member", stream_logs,
+        summary="Stream a job's run events and log lines (Server-Sent Events)", tag="logs",
+        response="sse",
+        params=(header("Last-Event-ID", "Resume after this event id; 0-0-0 replays all."),),
+        errors=(404, 422),
+        note="event: run, data {run_id, position, type, recorded_at, attempt?, error?}; "
+        "event: log, data {run_id, attempt, step, level, message, fields, at}. Each id is "
+        "a resumable cursor. Heartbeat comments every 10 s.",
+    ),
+]  # fmt: skip

@@ -1,0 +1,107 @@
+"""The webhook ingress `POST /jobs/v1/webhooks/{token}`: no login, the unguessable token is
+the credential. The body becomes the run's payload:
+
+- a JSON content type (`application/json`, `…+json`): the parsed JSON (400 if it is not);
+- any other body that is UTF-8 text: the text;
+- anything else (binary): base64 text, with the header `x-reactor-body-encoding: base64`.
+
+The run also gets the content type and a safe subset of the request's headers. Signature
+checks and rate limits are a later issue; they plug in as WEBHOOK_GUARDS (see keys.py).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from reactor_jobs.engine.errors import NotFound
+from reactor_jobs.http.bodies import decode_bytes, json_response, read_body
+from reactor_jobs.http.keys import NODE, TRIGGERS, WEBHOOK_GUARDS
+from reactor_jobs.http.objects import WebhookAccepted
+from reactor_jobs.http.routes import Route, public
+
+ENCODING_HEADER = "x-reactor-body-encoding"
+_KEPT_PREFIXES = ("x-", "webhook-")
+# Header names holding credentials are never copied into the journal.
+_SECRET_WORDS = ("auth", "token", "secret", "password", "cookie", "key", "session")
+_MAX_HEADERS = 32
+_MAX_HEADER_CHARS = 1024
+
+
+class WebhookNotFound(NotFound):
+    """No webhook has this token (it may have been deleted: recreate the trigger)."""
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """content-type, user-agent and x-… / webhook-… headers, minus anything credential-like."""
+    kept: dict[str, str] = {}
+    for raw_name, value in headers.items():
+        name = raw_name.lower()
+        wanted = name in ("content-type", "user-agent") or name.startswith(_KEPT_PREFIXES)
+        if not wanted or any(word in name for word in _SECRET_WORDS):
+            continue
+        if name.startswith("x-reactor-") or len(value) > _MAX_HEADER_CHARS:
+            continue
+        kept.setdefault(name, value)
+        if len(kept) == _MAX_HEADERS:
+            break
+    return kept
+
+
+def is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def payload_of(body: bytes, content_type: str) -> tuple[Any, dict[str, str]]:
+    """(payload, extra headers) for a webhook body, as the module docstring describes."""
+    if not body:
+        return None, {}
+    if is_json(content_type):
+        return decode_bytes(body, Any), {}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:  # the journal's JSON cannot hold NUL
+        return text, {}
+    return base64.b64encode(body).decode(), {ENCODING_HEADER: "base64"}
+
+
+async def ingress(request: web.Request) -> web.Response:
+    trigger = await request.app[TRIGGERS].find_webhook(request.match_info["token"])
+    if trigger is None:
+        raise WebhookNotFound()
+    body = await read_body(request)
+    for guard in request.app[WEBHOOK_GUARDS]:
+        await guard(trigger, request, body)
+    content_type = request.headers.get("Content-Type", "application/octet-stream")
+    payload, extra = payload_of(body, content_type)
+    run = await request.app[NODE].control.trigger(
+        trigger.org,
+        trigger.job,
+        payload=payload,
+        kind="webhook",
+        source=trigger.id,
+        headers={**safe_headers(request.headers), **extra},
+        content_type=content_type,
+    )
+    return json_response(WebhookAccepted(run_id=run.id, status=run.status), status=202)
+
+
+ROUTES: list[Route] = [
+    public(
+        "POST", "/jobs/v1/webhooks/{token}", ingress,
+        summary="Webhook ingress: trigger the webhook's job (no login; the token is the auth)",
+        tag="webhooks", status=202, body="any", response=WebhookAccepted,
+        errors=(400, 404, 409, 413, 422, 429),
+        note="A JSON content type is parsed (400 if it does not parse); other UTF-8 text is "
+        "passed as text; a binary body as base64 text with the header "
+        "x-reactor-body-encoding: base64. The run gets the content type and the request's "
+        "content-type, user-agent, x-… and webhook-… headers, except credential-like ones. "
+        "HMAC signatures and rate limits are a later issue. Unknown token: 404.",
+    ),
+]  # fmt: skip

@@ -1,0 +1,70 @@
+"""What a caller asks for when creating a trigger: one tagged union on `kind`, checked here
+without a database (schedule, time zone, topic, secret)."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import msgspec
+
+from reactor_jobs.functions.errors import InvalidField
+from reactor_jobs.functions.manifest import CatchUp, check_cron, check_timezone
+
+MAX_TOPIC_CHARS = 200
+MAX_SECRET_CHARS = 512
+
+
+class _Spec(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", forbid_unknown_fields=True
+):
+    pass
+
+
+class CronSpec(_Spec, frozen=True, tag="cron"):
+    """Fire on a cron schedule (5 fields, or 6 with seconds last), in `timezone`."""
+
+    schedule: str
+    timezone: str = "UTC"
+    catch_up: CatchUp = "latest"
+
+
+class EventSpec(_Spec, frozen=True, tag="event"):
+    """Fire when a run emits `topic` (exact, case-sensitive match)."""
+
+    topic: str
+
+
+class WebhookSpec(_Spec, frozen=True, tag="webhook"):
+    """Fire on a POST to the trigger's ingress URL. `secret` is kept for signature checks."""
+
+    secret: str | None = None
+
+
+class ManualSpec(_Spec, frozen=True, tag="manual"):
+    """Documents that the job is meant to be triggered through the API."""
+
+
+TriggerSpec: TypeAlias = CronSpec | EventSpec | WebhookSpec | ManualSpec
+
+
+def check_spec(spec: TriggerSpec) -> TriggerSpec:
+    """The spec, its schedule's spacing normalised; InvalidField names what is wrong."""
+    if isinstance(spec, CronSpec):
+        schedule = " ".join(spec.schedule.split())
+        if problem := check_cron(schedule):
+            raise InvalidField("schedule", problem)
+        if problem := check_timezone(spec.timezone):
+            raise InvalidField("timezone", problem)
+        return msgspec.structs.replace(spec, schedule=schedule)
+    if isinstance(spec, EventSpec):
+        # Topics match exactly, so one is stored as given; blank edges would never match.
+        if not spec.topic.strip():
+            raise InvalidField("topic", "must not be empty")
+        if spec.topic != spec.topic.strip():
+            raise InvalidField("topic", "must not start or end with whitespace")
+        if len(spec.topic) > MAX_TOPIC_CHARS:
+            raise InvalidField("topic", f"must be at most {MAX_TOPIC_CHARS} characters")
+    secret = spec.secret if isinstance(spec, WebhookSpec) else None
+    if secret is not None and not 1 <= len(secret) <= MAX_SECRET_CHARS:
+        raise InvalidField("secret", f"must be 1 to {MAX_SECRET_CHARS} characters")
+    return spec

@@ -1,0 +1,224 @@
+"""The spec's quickstart through the `reactor` CLI, spelled as in the spec, against a real
+`reactor serve` subprocess on the test's database: bootstrap a user and org, sign in,
+create/deploy/promote the function, create the job, add a cron trigger, trigger it, see the
+run complete and its event emitted; then the webhook how-to, runs list, logs and logout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import stat
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from reactor_jobs.client import create_client
+from tests.engine_fixtures import BUNDLES
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
+
+EMAIL, PASSWORD = "owner@acme.test", "correct horse battery"
+ACCESS_TTL_S = 2
+LISTENING = re.compile(rb"listening on (http://\S+)")
+
+
+class Result(msgspec.Struct, frozen=True):
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return msgspec.json.decode(self.out)
+
+
+class Cli:
+    """Runs `reactor …` as a user would, in an environment of its own."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env, self.cwd = env, cwd
+        self.url = ""
+
+    async def start(self, *args: str, stdin: bool = False) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reactor_jobs.cli", *args, cwd=self.cwd, env=self.env,
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    async def __call__(self, *args: str, stdin: str | None = None) -> Result:
+        process = await self.start(*args, stdin=stdin is not None)
+        out, err = await process.communicate(stdin.encode() if stdin is not None else None)
+        assert process.returncode is not None
+        return Result(process.returncode, out.decode(), err.decode())
+
+    async def ok(self, *args: str, stdin: str | None = None) -> Result:
+        result = await self(*args, stdin=stdin)
+        assert result.code == 0, f"reactor {' '.join(args)}: {result}"
+        return result
+
+
+@pytest.fixture
+async def cli(db_url: str, tmp_path: Path) -> AsyncIterator[Cli]:
+    """A bootstrapped install with `reactor serve` running; REACTOR_URL points at it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REACTOR_", "XDG_"))}
+    env.update(
+        REACTOR_DATABASE_URL=db_url, REACTOR_DATA_DIR=str(tmp_path / "data"),
+        REACTOR_HTTP_PORT="0", REACTOR_WORKER_COUNT="2", REACTOR_SCHEDULER_INTERVAL_MS="200",
+        XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONUNBUFFERED="1",
+    )  # fmt: skip
+    # Access tokens live 2 s, so the CLI's refresh (and storing the new pair) runs often.
+    (tmp_path / "reactor.toml").write_text(f"[jobs.auth]\naccess_ttl_s = {ACCESS_TTL_S}\n")
+    cli = Cli(env, tmp_path)
+    await cli.ok("users", "create", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    await cli.ok("orgs", "create", "acme", "--owner", EMAIL)
+    server = await cli.start("serve")
+    try:
+        cli.url = await _listening(server)
+        cli.env["REACTOR_URL"] = cli.url
+        yield cli
+    finally:
+        await _stop(server)
+
+
+async def _listening(server: asyncio.subprocess.Process) -> str:
+    assert server.stdout is not None
+    async with asyncio.timeout(60):
+        while line := await server.stdout.readline():
+            if match := LISTENING.search(line):
+                return match.group(1).decode()
+    raise AssertionError("reactor serve exited before listening")
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(20):
+                await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def field(record: str, name: str) -> str:
+    """A value of a `key  value` record as the CLI prints one."""
+    match = re.search(rf"^{name}\s+(\S+)", record, re.MULTILINE)
+    assert match, f"no {name} in {record!r}"
+    return match.group(1)
+
+
+async def wait_run(cli: Cli, run_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        while True:
+            run = (await cli.ok("jobs", "runs", "get", "process-order", run_id, "--json")).json
+            if run["status"] in ("completed", "failed"):
+                return dict(run)
+            await asyncio.sleep(0.1)
+
+
+async def test_the_quickstart_through_the_cli(cli: Cli, tmp_path: Path) -> None:
+    login = await cli.ok("login", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    assert f"signed in to {cli.url} as {EMAIL} (org acme)" in login.out
+    stored = tmp_path / "config" / "reactor" / "credentials.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert msgspec.json.decode(stored.read_bytes())["org"] == "acme"
+    assert PASSWORD not in stored.read_text()
+    assert "acme" in (await cli.ok("orgs", "list")).out
+    assert "now acting in org acme" in (await cli.ok("orgs", "use", "acme")).out
+
+    # The quickstart, as the spec spells it (in Python: --runtime python).
+    await cli.ok("functions", "create", "process-order", "--runtime", "python")
+    deployed = await cli.ok("functions", "deploy", "process-order", "--dir",
+                            str(BUNDLES / "process-order"))  # fmt: skip
+    assert "deployed process-order version 1" in deployed.out
+    assert "version 1 is live" in (await cli.ok("functions", "promote", "process-order")).out
+    await cli.ok("jobs", "create", "process-order", "--function", "process-order")
+    cron = await cli.ok(
+        "jobs", "triggers", "create", "process-order", "--kind", "cron", "--schedule", "0 * * * *"
+    )
+    assert field(cron.out, "kind") == "cron"
+    triggered = await cli.ok(
+        "jobs", "trigger", "process-order", "--payload", '{"orderId":"ord_123"}'
+    )
+    run_id = field(triggered.out, "id")
+    assert run_id.startswith("run_") and field(triggered.out, "status") == "queued"
+
+    done = await wait_run(cli, run_id)
+    assert done["status"] == "completed"
+    assert done["output"] == {"success": True, "orderId": "ord_123"}
+    shown = await cli.ok("jobs", "runs", "get", "process-order", run_id)
+    assert field(shown.out, "status") == "completed"
+    async with create_client(cli.url) as client:
+        await client.auth.sign_in_with_password(email=EMAIL, password=PASSWORD)
+        client.auth.set_org("acme")
+        events = await client.events.list(topic="order.processed")
+    assert [(e.run_id, e.payload) for e in events] == [(run_id, {"orderId": "ord_123"})]
+    listed = await cli.ok("jobs", "events", "list", "--topic", "order.processed", "--json")
+    assert [e["run_id"] for e in listed.json["events"]] == [run_id]
+
+
+async def test_webhooks_runs_logs_errors_and_logout(cli: Cli) -> None:
+    await cli.ok("login", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    await cli.ok("functions", "create", "process-order", "--runtime", "python")
+    await cli.ok("functions", "deploy", "process-order", "--dir", str(BUNDLES / "process-order"))
+    await cli.ok("functions", "promote", "process-order", "--version", "1")
+    await cli.ok("jobs", "create", "process-order", "--function", "process-order")
+    # From the start of the job's history, so the follower cannot miss the run below.
+    logs = await cli.start("jobs", "logs", "process-order", "--last-event-id", "0-0-0")
+
+    webhook = await cli.ok("jobs", "triggers", "create", "process-order", "--kind", "webhook")
+    match = re.search(r"Returns ingress URL: (/jobs/v1/webhooks/whk_\S+)", webhook.out)
+    assert match, webhook.out
+    async with aiohttp.ClientSession() as session:  # the external caller: no credentials
+        body = {"orderId": "ord_456", "source": "stripe"}
+        async with session.post(cli.url + match.group(1), json=body) as reply:
+            assert reply.status == 202
+            accepted = await reply.json()
+    done = await wait_run(cli, accepted["run_id"])
+    assert done["status"] == "completed" and done["trigger_kind"] == "webhook"
+
+    table = (await cli.ok("jobs", "runs", "list", "process-order")).out.splitlines()
+    assert table[0].split() == ["ID", "STATUS", "ATTEMPT", "TRIGGER", "VERSION", "CREATED",
+                                "FINISHED", "ERROR"]  # fmt: skip
+    assert accepted["run_id"] in table[1] and "completed" in table[1]
+    failed = await cli.ok("jobs", "runs", "list", "process-order", "--status", "failed")
+    assert failed.out == "" and "no runs" in failed.err
+    assert "is empty" in (await cli.ok("jobs", "dlq", "list", "process-order")).err
+
+    # The log follower printed the run's lifecycle; Ctrl-C stops it.
+    assert logs.stdout is not None
+    printed: list[str] = []
+    async with asyncio.timeout(20):
+        while not any("Completed" in line for line in printed):
+            printed.append((await logs.stdout.readline()).decode())
+    assert any(accepted["run_id"] in line and "Triggered" in line for line in printed)
+    logs.send_signal(signal.SIGINT)
+    async with asyncio.timeout(10):
+        await logs.communicate()
+    assert logs.returncode == 130
+
+    # An expired access token is refreshed; the new pair replaces the stored one.
+    stored = cli.cwd / "config" / "reactor" / "credentials.json"
+    before = msgspec.json.decode(stored.read_bytes())
+    await asyncio.sleep(ACCESS_TTL_S + 1)
+    assert "process-order" in (await cli.ok("jobs", "list")).out
+    after_refresh = msgspec.json.decode(stored.read_bytes())
+    assert after_refresh["refresh_token"] != before["refresh_token"]
+    assert after_refresh["org"] == before["org"] == "acme"
+    assert (await cli.ok("jobs", "get", "process-order", "--json")).json["name"] == "process-order"
+
+    missing = await cli("jobs", "runs", "get", "process-order", "run_nope")
+    assert (missing.code, missing.out) == (1, "")
+    assert missing.err.startswith("error: ") and "run_nope" in missing.err
+    assert (await cli("jobs", "trigger", "process-order", "--payload", "{oops")).code == 2
+    assert "signed out" in (await cli.ok("logout")).out
+    after = await cli("jobs", "list")
+    assert after.code == 1 and "reactor login" in after.err
