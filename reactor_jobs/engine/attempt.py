@@ -58,6 +58,7 @@ class Attempt:
         self.worker, self.clock, self.sink = worker, clock, sink
         self.env = dict(function_env() if env is None else env)
         self.fanout = FanOut(journal.pool, registry)
+        self._handlers: dict[tuple[str, str, int], Handler] = {}
 
     async def run(self, claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
         state = fold(claimed.records)
@@ -104,8 +105,15 @@ class Attempt:
         return Outcome("completed")
 
     async def _handler(self, state: RunState) -> Handler:
-        version = await self.registry.get_version(state.org, state.function, state.function_version)
-        return await self.runtimes.load(version)
+        # A deployed version never changes, so its handler is fetched and loaded once per
+        # process: the row holds the whole bundle, and reading it per attempt cost a round
+        # trip and a pool reset each.
+        key = (state.org, state.function, state.function_version)
+        handler = self._handlers.get(key)
+        if handler is None:
+            version = await self.registry.get_version(*key)
+            handler = self._handlers[key] = await self.runtimes.load(version)
+        return handler
 
     async def _failed(self, state: RunState, stream: RunStream, error: ev.ErrorInfo) -> Outcome:
         failed = ev.Failed(attempt=state.attempt, error=error)
