@@ -4,7 +4,7 @@ running in the background of the test's event loop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,3 @@ async def engine(
         yield engine
     finally:
         await engine.stop_workers()
-
-
-Waiter = Callable[..., Awaitable[RunInfo]]

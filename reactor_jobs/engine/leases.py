@@ -4,7 +4,6 @@ which counts as an attempt, so a crash-looping run still ends in the dead-letter
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 
 import asyncpg
 
@@ -65,7 +64,3 @@ async def expire_leases(conn: asyncpg.Connection, journal: Journal, *, limit: in
         ]
         outcomes = await journal.append_many(requests, conn)
     return sum(isinstance(o, int) for o in outcomes)
-
-
-def lease_interval(ms: int) -> timedelta:
-    return timedelta(milliseconds=ms)
