@@ -1,5 +1,9 @@
--- Reactor Jobs: the whole database, schema _reactor_jobs. Version 1.
+-- Reactor Jobs: the whole database, schema _reactor_jobs. Version 2.
 -- Idempotent: `reactor db migrate` (and every start) may run it on a live database.
+-- Upgrades: a database at an older version runs this whole file again. Sections below the
+-- version-1 marker change existing objects only in ways that are idempotent (ADD COLUMN IF
+-- NOT EXISTS, CREATE INDEX IF NOT EXISTS), so a fresh install and an upgraded one end equal
+-- (tests/integration/test_schema_upgrade.py compares their catalogs).
 -- The journal is the truth; runs, dlq and events are projections rebuilt from it.
 
 CREATE SCHEMA IF NOT EXISTS _reactor_jobs;
@@ -298,3 +302,8 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.api_keys (
 );
 
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------
+-- Version 2.
+
+INSERT INTO _reactor_jobs.schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

@@ -6,7 +6,7 @@ from importlib import resources
 
 import asyncpg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Any constant works; it only keeps two starting processes from migrating at once.
 _MIGRATE_LOCK = 7_242_001
 

@@ -1,0 +1,300 @@
+-- Reactor Jobs: the whole database, schema _reactor_jobs. Version 1.
+-- Idempotent: `reactor db migrate` (and every start) may run it on a live database.
+-- The journal is the truth; runs, dlq and events are projections rebuilt from it.
+
+CREATE SCHEMA IF NOT EXISTS _reactor_jobs;
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.schema_version (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per event. position counts within a run's stream; global_position across all.
+-- payload holds the exact canonical bytes the hash covers; data is the same as jsonb for
+-- auditors' SQL. recorded_at, tx_id, data, prev_hash and hash are set by journal_chain().
+CREATE TABLE IF NOT EXISTS _reactor_jobs.journal (
+    global_position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id          text NOT NULL,
+    position        integer NOT NULL CHECK (position >= 1),
+    org             text NOT NULL,
+    type            text NOT NULL,
+    version         smallint NOT NULL CHECK (version >= 1),
+    payload         bytea NOT NULL,
+    data            jsonb NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    tx_id           xid8 NOT NULL,
+    prev_hash       bytea NOT NULL CHECK (length(prev_hash) = 32),
+    hash            bytea NOT NULL CHECK (length(hash) = 32),
+    CONSTRAINT journal_stream_position UNIQUE (run_id, position)
+);
+
+-- Tailing readers walk (tx_id, global_position) below the oldest running transaction.
+CREATE INDEX IF NOT EXISTS journal_tx_order ON _reactor_jobs.journal (tx_id, global_position);
+-- Lineage: the runs an emitting run caused, found from their Triggered events.
+CREATE INDEX IF NOT EXISTS journal_caused_by ON _reactor_jobs.journal
+    ((data -> 'trigger' ->> 'causation_run_id')) WHERE position = 1;
+
+-- Extends the run's hash chain: hash = sha256(prev_hash || header || payload), where the
+-- header is run_id, position, org, type, version and recorded_at (epoch microseconds),
+-- each followed by a newline. engine/chain.py computes the same bytes for verification.
+CREATE OR REPLACE FUNCTION _reactor_jobs.journal_chain() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    prev bytea;
+BEGIN
+    IF NEW.position = 1 THEN
+        prev := decode(repeat('00', 32), 'hex');
+    ELSE
+        SELECT j.hash INTO prev FROM _reactor_jobs.journal j
+         WHERE j.run_id = NEW.run_id AND j.position = NEW.position - 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'run %: position % appended without position %',
+                NEW.run_id, NEW.position, NEW.position - 1 USING ERRCODE = 'RJ002';
+        END IF;
+    END IF;
+    NEW.recorded_at := now();
+    NEW.tx_id := pg_current_xact_id();
+    NEW.data := convert_from(NEW.payload, 'UTF8')::jsonb;
+    NEW.prev_hash := prev;
+    NEW.hash := sha256(prev || convert_to(
+        NEW.run_id || E'\n' || NEW.position || E'\n' || NEW.org || E'\n' || NEW.type
+        || E'\n' || NEW.version || E'\n'
+        || (extract(epoch FROM NEW.recorded_at) * 1000000)::bigint || E'\n', 'UTF8')
+        || NEW.payload);
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _reactor_jobs.journal_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the run journal is append-only: % on _reactor_jobs.journal refused', TG_OP
+        USING ERRCODE = 'RJ001';
+END
+$$;
+
+CREATE OR REPLACE TRIGGER journal_chain BEFORE INSERT ON _reactor_jobs.journal
+    FOR EACH ROW EXECUTE FUNCTION _reactor_jobs.journal_chain();
+CREATE OR REPLACE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON _reactor_jobs.journal
+    FOR EACH ROW EXECUTE FUNCTION _reactor_jobs.journal_refuse_change();
+CREATE OR REPLACE TRIGGER journal_no_truncate BEFORE TRUNCATE ON _reactor_jobs.journal
+    FOR EACH STATEMENT EXECUTE FUNCTION _reactor_jobs.journal_refuse_change();
+
+-- Projection: the run list and the queue. last_position is the stream head that appends
+-- check (optimistic concurrency and fencing) in the same statement that inserts events.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.runs (
+    run_id           text PRIMARY KEY,
+    org              text NOT NULL,
+    job              text NOT NULL,
+    function_name    text NOT NULL,
+    function_version integer NOT NULL,
+    trigger_kind     text NOT NULL,
+    trigger_source   text,
+    idempotency_key  text,
+    status           text NOT NULL CHECK (status IN
+                         ('queued', 'running', 'sleeping', 'retrying',
+                          'completed', 'failed', 'cancelled')),
+    attempt          integer NOT NULL CHECK (attempt >= 0),
+    max_attempts     integer NOT NULL CHECK (max_attempts >= 1),
+    timeout_ms       integer NOT NULL CHECK (timeout_ms >= 1),
+    max_concurrency  integer NOT NULL CHECK (max_concurrency >= 1),
+    available_at     timestamptz,
+    sleep_name       text,
+    lease_owner      text,
+    lease_expires_at timestamptz,
+    created_at       timestamptz NOT NULL,
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    updated_at       timestamptz NOT NULL,
+    last_error       jsonb,
+    output           jsonb,
+    dlq_id           text,
+    last_position    integer NOT NULL CHECK (last_position >= 1),
+    CONSTRAINT runs_finished_iff_terminal
+        CHECK ((status IN ('completed', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
+    CONSTRAINT runs_running_has_lease
+        CHECK (status <> 'running'
+               OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL
+                   AND started_at IS NOT NULL)),
+    CONSTRAINT runs_waiting_has_time
+        CHECK (status NOT IN ('queued', 'sleeping', 'retrying') OR available_at IS NOT NULL),
+    CONSTRAINT runs_failed_has_error CHECK (status <> 'failed' OR last_error IS NOT NULL),
+    CONSTRAINT runs_failed_has_dlq CHECK (status <> 'failed' OR dlq_id IS NOT NULL),
+    CONSTRAINT runs_sleeping_has_name CHECK ((status = 'sleeping') = (sleep_name IS NOT NULL))
+) WITH (fillfactor = 80);
+
+-- The claim path: runnable runs by job and due time, running runs by job. Partial, so
+-- millions of finished runs never enter them.
+CREATE INDEX IF NOT EXISTS runs_ready ON _reactor_jobs.runs (org, job, available_at)
+    WHERE status IN ('queued', 'sleeping', 'retrying');
+CREATE INDEX IF NOT EXISTS runs_running ON _reactor_jobs.runs (org, job, lease_expires_at)
+    WHERE status = 'running';
+-- Workers time their next wake-up to the earliest sleep or retry. Its predicate does not
+-- cover the claim's, so the claim cannot wander onto it instead of runs_ready.
+CREATE INDEX IF NOT EXISTS runs_waiting ON _reactor_jobs.runs (available_at)
+    WHERE status IN ('sleeping', 'retrying');
+CREATE INDEX IF NOT EXISTS runs_by_job ON _reactor_jobs.runs (org, job, created_at DESC, run_id DESC);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON _reactor_jobs.runs (org, job, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+-- Projection: dead-lettered runs.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.dlq (
+    dlq_id     text PRIMARY KEY,
+    org        text NOT NULL,
+    job        text NOT NULL,
+    run_id     text NOT NULL,
+    attempts   integer NOT NULL,
+    error      jsonb,
+    status     text NOT NULL CHECK (status IN ('open', 'retried')),
+    created_at timestamptz NOT NULL,
+    retried_at timestamptz,
+    CONSTRAINT dlq_retried_has_time CHECK ((status = 'retried') = (retried_at IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS dlq_by_job ON _reactor_jobs.dlq (org, job, created_at DESC, dlq_id DESC);
+
+-- Projection: events emitted by runs, by topic; consumed once a subscribed job's run
+-- was triggered by it.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.events (
+    event_id    text PRIMARY KEY,
+    org         text NOT NULL,
+    topic       text NOT NULL,
+    payload     jsonb,
+    run_id      text NOT NULL,
+    job         text NOT NULL,
+    emitted_at  timestamptz NOT NULL,
+    consumed_at timestamptz,
+    fanout      integer NOT NULL DEFAULT 0 CHECK (fanout >= 0),
+    CONSTRAINT events_consumed_has_fanout CHECK ((consumed_at IS NULL) = (fanout = 0))
+);
+CREATE INDEX IF NOT EXISTS events_by_topic ON _reactor_jobs.events (org, topic, emitted_at DESC);
+CREATE INDEX IF NOT EXISTS events_unconsumed ON _reactor_jobs.events (org, emitted_at)
+    WHERE consumed_at IS NULL;
+
+-- ctx.log lines and lifecycle notes for the SSE log stream. Not run state: the journal
+-- does not hold them and rebuild leaves them alone.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.run_logs (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    org        text NOT NULL,
+    job        text NOT NULL,
+    run_id     text NOT NULL,
+    attempt    integer NOT NULL,
+    step       text,
+    level      text NOT NULL CHECK (level IN ('debug', 'info', 'warning', 'error')),
+    message    text NOT NULL,
+    fields     jsonb,
+    at         timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS run_logs_by_job ON _reactor_jobs.run_logs (org, job, id);
+CREATE INDEX IF NOT EXISTS run_logs_by_run ON _reactor_jobs.run_logs (run_id, id);
+
+-- Configuration, not run history: functions, their immutable versions, and jobs.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.functions (
+    org          text NOT NULL,
+    name         text NOT NULL,
+    runtime      text NOT NULL CHECK (runtime IN ('python', 'bun')),
+    live_version integer CHECK (live_version >= 1),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, name)
+);
+
+-- A deployed bundle: the archive bytes (function.json + code/) and its parsed manifest.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.function_versions (
+    org        text NOT NULL,
+    name       text NOT NULL,
+    version    integer NOT NULL CHECK (version >= 1),
+    archive    bytea NOT NULL,
+    sha256     bytea NOT NULL CHECK (length(sha256) = 32),
+    manifest   jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, name, version),
+    FOREIGN KEY (org, name) REFERENCES _reactor_jobs.functions (org, name) ON DELETE CASCADE
+);
+
+-- A job binds a name to a function. Policy columns left NULL come from the live
+-- version's manifest `job` block at trigger time; a run records what it got.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.jobs (
+    org              text NOT NULL,
+    name             text NOT NULL,
+    function_name    text NOT NULL,
+    max_attempts     integer CHECK (max_attempts BETWEEN 1 AND 100),
+    backoff          text CHECK (backoff IN ('exponential', 'linear')),
+    initial_delay_ms integer CHECK (initial_delay_ms >= 0),
+    max_delay_ms     integer CHECK (max_delay_ms >= 0),
+    max_concurrency  integer CHECK (max_concurrency >= 1),
+    timeout_ms       integer CHECK (timeout_ms >= 1),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, name),
+    FOREIGN KEY (org, function_name) REFERENCES _reactor_jobs.functions (org, name)
+);
+
+-- A job's triggers. Webhook triggers keep only the sha256 of their token; the token is
+-- shown once, at creation. Manifest triggers are reconciled on promote (source 'manifest').
+CREATE TABLE IF NOT EXISTS _reactor_jobs.triggers (
+    id         text PRIMARY KEY,
+    org        text NOT NULL,
+    job        text NOT NULL,
+    kind       text NOT NULL CHECK (kind IN ('cron', 'event', 'webhook', 'manual')),
+    schedule   text,
+    timezone   text,
+    catch_up   text CHECK (catch_up IN ('latest', 'skip', 'all')),
+    topic      text,
+    token_hash bytea UNIQUE CHECK (length(token_hash) = 32),
+    secret     text,
+    source     text NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'manifest')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- cron: every slot up to this instant has been fired (or skipped by the catch-up policy)
+    fired_through timestamptz,
+    CONSTRAINT triggers_cron_has_schedule CHECK ((kind = 'cron') = (schedule IS NOT NULL)),
+    CONSTRAINT triggers_event_has_topic CHECK ((kind = 'event') = (topic IS NOT NULL)),
+    CONSTRAINT triggers_webhook_has_token CHECK ((kind = 'webhook') = (token_hash IS NOT NULL)),
+    FOREIGN KEY (org, job) REFERENCES _reactor_jobs.jobs (org, name) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS triggers_by_job ON _reactor_jobs.triggers (org, job);
+CREATE INDEX IF NOT EXISTS triggers_by_topic ON _reactor_jobs.triggers (org, topic)
+    WHERE kind = 'event';
+
+-- Auth: users, orgs, memberships with roles, refresh tokens and machine API keys.
+-- Secrets are stored hashed: passwords with argon2, tokens and keys with sha256.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.users (
+    id            text PRIMARY KEY,
+    email         text NOT NULL UNIQUE CHECK (email = lower(email)),
+    password_hash text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.orgs (
+    name       text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.memberships (
+    org        text NOT NULL REFERENCES _reactor_jobs.orgs (name) ON DELETE CASCADE,
+    user_id    text NOT NULL REFERENCES _reactor_jobs.users (id) ON DELETE CASCADE,
+    role       text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, user_id)
+);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.refresh_tokens (
+    token_hash bytea PRIMARY KEY CHECK (length(token_hash) = 32),
+    user_id    text NOT NULL REFERENCES _reactor_jobs.users (id) ON DELETE CASCADE,
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_user ON _reactor_jobs.refresh_tokens (user_id);
+
+CREATE TABLE IF NOT EXISTS _reactor_jobs.api_keys (
+    id         text PRIMARY KEY,
+    org        text NOT NULL REFERENCES _reactor_jobs.orgs (name) ON DELETE CASCADE,
+    name       text NOT NULL,
+    role       text NOT NULL CHECK (role IN ('admin', 'member')),
+    key_hash   bytea NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+
+INSERT INTO _reactor_jobs.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
