@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -90,6 +90,13 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class Admission(NamedTuple):
+    """What RunControl.admit did: the run, and whether this call created it."""
+
+    run: RunInfo
+    created: bool
+
+
 class RunControl:
     def __init__(self, pool: asyncpg.Pool, journal: Journal, registry: Registry) -> None:
         self.pool, self.journal, self.registry = pool, journal, registry
@@ -100,7 +107,11 @@ class RunControl:
             raise RunNotFound(run_id)
         return RunInfo.from_row(row)
 
-    async def trigger(
+    async def trigger(self, org: str, job: str, **options: Any) -> RunInfo:
+        """Start a run (see admit); with an idempotency key, a repeat returns the first run."""
+        return (await self.admit(org, job, **options)).run
+
+    async def admit(
         self,
         org: str,
         job: str,
@@ -114,12 +125,13 @@ class RunControl:
         event_id: str | None = None,
         causation_run_id: str | None = None,
         scheduled_for: datetime | None = None,
-    ) -> RunInfo:
-        """Start a run; with an idempotency key, a repeat returns the first run instead."""
+    ) -> Admission:
+        """Start a run. With an idempotency key, a repeat (even a simultaneous one) gets the
+        first run and created=False; exactly one caller per key sees created=True."""
         if idempotency_key is not None:
             existing = await self.pool.fetchrow(_BY_KEY, org, job, idempotency_key)
             if existing is not None:
-                return RunInfo.from_row(existing)
+                return Admission(RunInfo.from_row(existing), created=False)
         resolved = await self.registry.resolve(org, job)
         if kind in ADMITTED_KINDS:
             active = await self.pool.fetchval(_ACTIVE, org, job)
@@ -148,8 +160,8 @@ class RunControl:
                 raise
             row = await self.pool.fetchrow(_BY_KEY, org, job, idempotency_key)
             assert row is not None, "the idempotency key conflicted, so its run exists"
-            return RunInfo.from_row(row)
-        return await self.get(org, run_id)
+            return Admission(RunInfo.from_row(row), created=False)
+        return Admission(await self.get(org, run_id), created=True)
 
     async def trigger_many(
         self, org: str, job: str, payloads: Sequence[Any], *, kind: str = "manual"

@@ -28,7 +28,6 @@ RUNS = JOB + "/runs"
 RUN = RUNS + "/{id}"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
 
-_BY_KEY = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND job = $2 AND idempotency_key = $3"
 _JOB_EXISTS = "SELECT 1 FROM _reactor_jobs.jobs WHERE org = $1 AND name = $2"
 # Newest first by (created_at, run_id): the runs_by_job index, read backwards from the cursor.
 _LIST = """
@@ -62,13 +61,10 @@ async def trigger(request: web.Request, principal: Principal) -> web.Response:
     name, key = request.match_info["name"], request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.fullmatch(key):
         raise InvalidField("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
-    pool = request.app[NODE].pool
-    if key is not None and (row := await pool.fetchrow(_BY_KEY, principal.org, name, key)):
-        return json_response(Run.of(RunInfo.from_row(row)))
-    run = await control(request).trigger(
+    run, created = await control(request).admit(
         principal.org, name, payload=body.payload, idempotency_key=key, kind="manual"
     )
-    return json_response(Run.of(run), status=201)
+    return json_response(Run.of(run), status=201 if created else 200)
 
 
 async def list_runs(request: web.Request, principal: Principal) -> web.Response:
