@@ -306,4 +306,16 @@ INSERT INTO _reactor_jobs.schema_version (version) VALUES (1) ON CONFLICT DO NOT
 -- ---------------------------------------------------------------------------------------
 -- Version 2.
 
+-- The live log tail reads lines in commit-safe order, (tx_id, id) below the oldest running
+-- transaction, as it reads the journal: identity ids are taken before commit, so ordering by
+-- id alone could skip a line that committed after a higher one was read.
+ALTER TABLE _reactor_jobs.run_logs
+    ADD COLUMN IF NOT EXISTS tx_id xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS run_logs_tx_order ON _reactor_jobs.run_logs (org, job, tx_id, id);
+DROP INDEX IF EXISTS _reactor_jobs.run_logs_by_job;
+
+-- The admin listing of emitted events, newest first, all topics, paged by (emitted_at, id).
+CREATE INDEX IF NOT EXISTS events_by_org
+    ON _reactor_jobs.events (org, emitted_at DESC, event_id DESC);
+
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

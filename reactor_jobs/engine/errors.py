@@ -98,3 +98,14 @@ class DlqEntryNotFound(NotFound):
     def __init__(self, dlq_id: str) -> None:
         super().__init__(f"dead-letter entry {dlq_id} not found")
         self.dlq_id = dlq_id
+
+
+class SchemaTooNew(ReactorError):
+    """The database was migrated by a newer Reactor Jobs than this one."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"the database schema is at version {found}; this Reactor Jobs knows versions up "
+            f"to {supported}: upgrade Reactor Jobs, or point it at another database"
+        )
+        self.found, self.supported = found, supported

@@ -6,6 +6,8 @@ from importlib import resources
 
 import asyncpg
 
+from reactor_jobs.engine.errors import SchemaTooNew
+
 SCHEMA_VERSION = 2
 # Any constant works; it only keeps two starting processes from migrating at once.
 _MIGRATE_LOCK = 7_242_001
@@ -26,10 +28,15 @@ async def current_version(conn: asyncpg.Connection) -> int | None:
 
 
 async def migrate(conn: asyncpg.Connection) -> int:
-    """Apply the schema unless the database is already at SCHEMA_VERSION; return the version."""
+    """Bring the database to SCHEMA_VERSION and return it. A fresh database and one at an
+    older version both run the whole (idempotent) schema file; one at SCHEMA_VERSION is left
+    alone; one at a newer version is refused (SchemaTooNew) rather than touched."""
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
     try:
-        if await current_version(conn) != SCHEMA_VERSION:
+        found = await current_version(conn)
+        if found is not None and found > SCHEMA_VERSION:
+            raise SchemaTooNew(found, SCHEMA_VERSION)
+        if found != SCHEMA_VERSION:
             async with conn.transaction():
                 await conn.execute("SET LOCAL client_min_messages = warning")
                 await conn.execute(schema_sql())

@@ -2,9 +2,10 @@
 `event: run` for each journal event of the job's runs, `event: log` for each ctx.log line.
 
 Journal events are read in the journal's commit-safe order, (tx_id, global_position) below
-the oldest running transaction (as Journal.read_all does), so none is skipped when appends
-commit out of order. Each `id:` is a cursor `<tx_id>-<global_position>-<log id>`; sending it
-back as Last-Event-ID resumes after it, and `0-0-0` replays from the beginning. Without one
+the oldest running transaction (as Journal.read_all does), and log lines likewise by
+(tx_id, id), so neither is skipped when writes commit out of order. Each `id:` is a cursor
+`<tx_id>-<global_position>-<log tx_id>-<log id>`; sending it back as Last-Event-ID resumes
+after it, and `0-0-0` (or `0-0-0-0`) replays from the beginning. Without one
 the stream starts at now. Polls every 200 ms; heartbeat comments keep proxies from closing
 the connection; the stream ends when the client goes or the server shuts down.
 """
@@ -36,7 +37,8 @@ log = logging.getLogger("reactor_jobs.http")
 POLL_S = 0.2
 HEARTBEAT_S = 10.0
 BATCH = 500
-_CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})-([0-9]{1,20})")
+_CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})-([0-9]{1,20})-([0-9]{1,20})")
+_FROM_START = "0-0-0"
 
 # One snapshot gives both the horizon and the rows below it; with no rows the horizon
 # alone comes back, and the cursor moves up to it (nothing below it can still appear).
@@ -54,21 +56,27 @@ SELECT horizon.xmin::text AS horizon, e.*
      LIMIT $5
   ) AS e ON true"""
 _LOGS = """
-SELECT id, run_id, attempt, step, level, message, fields, at FROM _reactor_jobs.run_logs
- WHERE org = $1 AND job = $2 AND id > $3 ORDER BY id LIMIT $4"""
-_START = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx,
-       (SELECT coalesce(max(id), 0) FROM _reactor_jobs.run_logs
-         WHERE org = $1 AND job = $2) AS log_id"""
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT horizon.xmin::text AS horizon, l.*
+  FROM horizon LEFT JOIN LATERAL (
+    SELECT tx_id::text AS tx, id, run_id, attempt, step, level, message, fields, at
+      FROM _reactor_jobs.run_logs
+     WHERE org = $1 AND job = $2
+       AND (tx_id, id) > ($3::text::xid8, $4::bigint) AND tx_id < horizon.xmin
+     ORDER BY tx_id, id
+     LIMIT $5
+  ) AS l ON true"""
+_START = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx"
 
 
 class Cursor(msgspec.Struct, frozen=True):
     tx: int
     position: int
+    log_tx: int
     log_id: int
 
     def __str__(self) -> str:
-        return f"{self.tx}-{self.position}-{self.log_id}"
+        return f"{self.tx}-{self.position}-{self.log_tx}-{self.log_id}"
 
 
 class _Detail(msgspec.Struct, frozen=True):
@@ -98,6 +106,8 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def parse_cursor(text: str) -> Cursor:
+    if text.strip() == _FROM_START:
+        return Cursor(0, 0, 0, 0)
     match = _CURSOR.fullmatch(text.strip())
     if match is None:
         raise InvalidField("Last-Event-ID", "not an event id this stream sent")
@@ -118,34 +128,40 @@ class Tail:
             if row["tx"] is None:
                 continue
             detail = msgspec.json.decode(row["payload"], type=_Detail)
-            c = Cursor(int(row["tx"]), row["global_position"], c.log_id)
+            c = Cursor(int(row["tx"]), row["global_position"], c.log_tx, c.log_id)
             event = RunEvent(
                 run_id=row["run_id"], position=row["position"], type=row["type"],
                 recorded_at=row["recorded_at"], attempt=detail.attempt, error=detail.error,
             )  # fmt: skip
             out.append((str(c), event))
         if len(out) < BATCH and int(rows[0]["horizon"]) > c.tx:
-            c = Cursor(int(rows[0]["horizon"]), 0, c.log_id)
+            c = Cursor(int(rows[0]["horizon"]), 0, c.log_tx, c.log_id)
         self.cursor = c
         return out
 
     async def log_lines(self, conn: asyncpg.Connection) -> list[tuple[str, LogLine]]:
         c = self.cursor
+        rows = await conn.fetch(_LOGS, self.org, self.job, str(c.log_tx), c.log_id, BATCH)
         out: list[tuple[str, LogLine]] = []
-        for row in await conn.fetch(_LOGS, self.org, self.job, c.log_id, BATCH):
+        for row in rows:
+            if row["tx"] is None:
+                continue
             fields = dict(row)
-            c = Cursor(c.tx, c.position, fields.pop("id"))
+            del fields["horizon"]
+            c = Cursor(c.tx, c.position, int(fields.pop("tx")), fields.pop("id"))
             if fields["fields"] is not None:
                 fields["fields"] = msgspec.json.decode(fields["fields"])
             out.append((str(c), msgspec.convert(fields, LogLine)))
+        if len(out) < BATCH and int(rows[0]["horizon"]) > c.log_tx:
+            c = Cursor(c.tx, c.position, int(rows[0]["horizon"]), 0)
         self.cursor = c
         return out
 
 
-async def start_cursor(pool: asyncpg.Pool, org: str, job: str) -> Cursor:
-    row = await pool.fetchrow(_START, org, job)
-    assert row is not None
-    return Cursor(int(row["tx"]), 0, row["log_id"])
+async def start_cursor(pool: asyncpg.Pool) -> Cursor:
+    """Now: both parts at the oldest running transaction, so nothing committed later is lost."""
+    horizon = int(await pool.fetchval(_START))
+    return Cursor(horizon, 0, horizon, 0)
 
 
 def _gone(request: web.Request) -> bool:
@@ -157,7 +173,7 @@ async def stream_logs(request: web.Request, principal: Principal) -> web.StreamR
     node, name = request.app[NODE], request.match_info["name"]
     await node.registry.get_job(principal.org, name)  # 404 before the stream starts
     last = request.headers.get("Last-Event-ID")
-    cursor = parse_cursor(last) if last else await start_cursor(node.pool, principal.org, name)
+    cursor = parse_cursor(last) if last else await start_cursor(node.pool)
     tail = Tail(node.pool, principal.org, name, cursor)
     stop = request.app[SHUTDOWN]
     async with sse_response(request, ping_interval=HEARTBEAT_S) as sse:

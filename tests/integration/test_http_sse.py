@@ -183,3 +183,28 @@ async def test_server_shutdown_ends_open_streams_promptly(api: Api) -> None:
         async with asyncio.timeout(3):
             async for _ in response.content:
                 pass  # the stream ends rather than hanging
+
+
+_LINE = """
+INSERT INTO _reactor_jobs.run_logs (org, job, run_id, attempt, level, message)
+VALUES ('acme', 'work', 'run_x', 1, 'info', $1) RETURNING id"""
+
+
+async def test_a_log_line_committed_late_is_not_skipped(pool: Any) -> None:
+    """Ids are taken at insert; a line with a lower id that commits after a higher one was
+    streamed must still be streamed (the tail reads by (tx_id, id) below the horizon)."""
+    tail = logs_sse.Tail(pool, "acme", "work", await logs_sse.start_cursor(pool))
+    async with pool.acquire() as slow, pool.acquire() as conn:
+        open_tx = slow.transaction()
+        await open_tx.start()
+        early = await slow.fetchval(_LINE, "early")
+        late = await pool.fetchval(_LINE, "late")
+        assert early < late
+        assert await tail.log_lines(conn) == []  # "late" waits behind the open transaction
+        await open_tx.commit()
+        seen = [line.message for _, line in await tail.log_lines(conn)]
+        seen += [line.message for _, line in await tail.log_lines(conn)]
+    assert seen == ["early", "late"]
+    resumed = logs_sse.Tail(pool, "acme", "work", logs_sse.parse_cursor(str(tail.cursor)))
+    async with pool.acquire() as conn:
+        assert await resumed.log_lines(conn) == []  # the cursor resumes after both

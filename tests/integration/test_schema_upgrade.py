@@ -1,0 +1,110 @@
+"""Schema versions: a database created at version 1 and upgraded ends exactly like a fresh
+one, keeps its rows, and a database newer than the code is refused untouched."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from reactor_jobs.database import connect, with_database
+from reactor_jobs.engine.errors import SchemaTooNew
+from reactor_jobs.engine.schema import SCHEMA_VERSION, current_version, migrate
+
+pytestmark = pytest.mark.integration
+
+V1 = Path(__file__).resolve().parent.parent / "schemas" / "v1.sql"
+
+# Everything a migration can change, as comparable text.
+_CATALOG = {
+    "columns": """
+        SELECT table_name, ordinal_position, column_name, data_type, is_nullable,
+               column_default
+          FROM information_schema.columns WHERE table_schema = '_reactor_jobs'
+         ORDER BY 1, 2""",
+    "indexes": """
+        SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '_reactor_jobs'
+         ORDER BY 1""",
+    "constraints": """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+          FROM pg_constraint AS c JOIN pg_namespace AS n ON n.oid = c.connamespace
+         WHERE n.nspname = '_reactor_jobs' ORDER BY 1, 2""",
+    "triggers": """
+        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(t.oid)
+          FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
+          JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE n.nspname = '_reactor_jobs' AND NOT t.tgisinternal ORDER BY 1, 2""",
+    "functions": """
+        SELECT p.proname, pg_get_functiondef(p.oid)
+          FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+         WHERE n.nspname = '_reactor_jobs' ORDER BY 1""",
+    "versions": "SELECT version FROM _reactor_jobs.schema_version ORDER BY 1",
+}
+
+
+async def _admin(server_url: str, sql: str) -> None:
+    conn = await connect(server_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def blank(pg_server_url: str) -> AsyncIterator[Any]:
+    """A factory of empty databases, each dropped at the end."""
+    names: list[str] = []
+    conns: list[asyncpg.Connection] = []
+
+    async def make() -> asyncpg.Connection:
+        name = f"rj_up_{secrets.token_hex(6)}"
+        await _admin(pg_server_url, f'CREATE DATABASE "{name}"')
+        names.append(name)
+        conns.append(await connect(with_database(pg_server_url, name)))
+        return conns[-1]
+
+    yield make
+    for conn in conns:
+        await conn.close()
+    for name in names:
+        await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def catalog(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    return {key: [tuple(row) for row in await conn.fetch(sql)] for key, sql in _CATALOG.items()}
+
+
+async def test_an_upgraded_database_equals_a_fresh_one_and_keeps_its_rows(blank: Any) -> None:
+    fresh, old = await blank(), await blank()
+    assert await migrate(fresh) == SCHEMA_VERSION
+    await old.execute(V1.read_text("utf-8"))
+    assert await current_version(old) == 1
+    await old.execute(
+        "INSERT INTO _reactor_jobs.run_logs (org, job, run_id, attempt, level, message) "
+        "VALUES ('acme', 'work', 'run_1', 1, 'info', 'from version 1')"
+    )
+    assert SCHEMA_VERSION > 1
+    assert await migrate(old) == SCHEMA_VERSION
+    assert await current_version(old) == SCHEMA_VERSION
+    before, after = await catalog(fresh), await catalog(old)
+    for key in _CATALOG:
+        assert after[key] == before[key], key
+    row = await old.fetchrow("SELECT message, tx_id FROM _reactor_jobs.run_logs")
+    assert row is not None and row["message"] == "from version 1" and row["tx_id"] is not None
+    # Migrating again changes nothing.
+    assert await migrate(old) == SCHEMA_VERSION
+    assert await catalog(old) == after
+
+
+async def test_a_database_from_a_newer_release_is_refused_untouched(blank: Any) -> None:
+    conn = await blank()
+    await migrate(conn)
+    await conn.execute("INSERT INTO _reactor_jobs.schema_version (version) VALUES (99)")
+    before = await catalog(conn)
+    with pytest.raises(SchemaTooNew, match="version 99"):
+        await migrate(conn)
+    assert await catalog(conn) == before
