@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP service and workers")
     serve.set_defaults(command="serve")
+    serve.add_argument(
+        "--dev", action="store_true",
+        help="on a database with no users, create admin@localhost and say how to sign in "
+        "(always on with the embedded Postgres)",
+    )  # fmt: skip
     worker = commands.add_parser("worker", help="run workers only (any number of processes)")
     worker.set_defaults(command="worker")
 
@@ -188,7 +193,7 @@ async def dispatch(args: argparse.Namespace, config: Config) -> int:
         case "serve":
             from reactor_jobs.cli import serve
 
-            return await serve.serve(config)
+            return await serve.serve(config, dev=args.dev)
         case "worker":
             from reactor_jobs.cli import serve
 

@@ -1,22 +1,33 @@
 """`reactor serve` (HTTP API + workers) and `reactor worker` (workers only): migrate, then
-run until SIGINT or SIGTERM; in-flight attempts get a grace period to finish."""
+run until SIGINT or SIGTERM; in-flight attempts get a grace period to finish.
+
+Dev mode (the embedded Postgres, or `reactor serve --dev`): on a database with no users,
+serve creates admin@localhost owning org `default`, with a random password written to
+<data_dir>/dev-admin-password (mode 0600), and prints how to sign in. The password itself
+never goes to the terminal or a log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+from pathlib import Path
 
 from aiohttp import web
 
+from reactor_jobs.auth.bootstrap import DEV_ADMIN_EMAIL, DEV_ORG, ensure_dev_admin
+from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import Config
 from reactor_jobs.database import embedded_pgdata, redact_url
 from reactor_jobs.engine.errors import ReactorError
 from reactor_jobs.http.app import AccessLogger, create_app
 from reactor_jobs.node import Node
 
+DEV_PASSWORD_FILE = "dev-admin-password"
 
-async def serve(config: Config) -> int:
+
+async def serve(config: Config, *, dev: bool = False) -> int:
     node = await Node.open(config)
     runner = web.AppRunner(
         create_app(node, config), handle_signals=False, access_log_class=AccessLogger
@@ -31,6 +42,8 @@ async def serve(config: Config) -> int:
             f"{config.jobs.worker_count} concurrent runs)",
             flush=True,
         )
+        if dev or not config.jobs.database_url:
+            await _dev_sign_in(node, config, address)
         await _until_signalled(workers)
         print("Reactor Jobs stopping", flush=True)
     finally:
@@ -72,6 +85,29 @@ async def _listen(runner: web.AppRunner, host: str, port: int) -> str:
     # Port 0 asks the OS for a free port; report the one actually bound.
     bound_port = runner.addresses[0][1] if runner.addresses else port
     return f"http://{host}:{bound_port}"
+
+
+async def _dev_sign_in(node: Node, config: Config, address: str) -> None:
+    """Bootstrap the dev admin on a fresh database; say how to sign in while its file lasts."""
+    password_file = Path(config.jobs.data_dir) / DEV_PASSWORD_FILE
+    created = await ensure_dev_admin(AuthService(node.pool, config))
+    if created is not None:
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        password_file.unlink(missing_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(created[1] + "\n")
+        print(
+            f"Dev mode: created user {DEV_ADMIN_EMAIL}, owner of org {DEV_ORG}; "
+            f"its password is in {password_file}",
+            flush=True,
+        )
+    if password_file.exists():
+        print(
+            f"Sign in: reactor login --url {address} --email {DEV_ADMIN_EMAIL} "
+            f"--password-stdin < {password_file}",
+            flush=True,
+        )
 
 
 def _where(config: Config) -> str:

@@ -222,3 +222,57 @@ async def test_webhooks_runs_logs_errors_and_logout(cli: Cli) -> None:
     assert "signed out" in (await cli.ok("logout")).out
     after = await cli("jobs", "list")
     assert after.code == 1 and "reactor login" in after.err
+
+
+async def _serve_dev(cli: Cli) -> tuple[asyncio.subprocess.Process, str, list[str]]:
+    """Start `reactor serve --dev`; return it, its URL and its lines up to the sign-in hint."""
+    server = await cli.start("serve", "--dev")
+    assert server.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(60):
+        while raw := await server.stdout.readline():
+            lines.append(raw.decode())
+            if lines[-1].startswith("Sign in:"):
+                match = LISTENING.search("".join(lines).encode())
+                assert match, lines
+                return server, match.group(1).decode(), lines
+    raise AssertionError(f"reactor serve --dev printed no sign-in: {lines}")
+
+
+async def test_serve_in_dev_mode_bootstraps_an_admin_and_says_how_to_sign_in(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REACTOR_", "XDG_"))}
+    env.update(
+        REACTOR_DATABASE_URL=db_url, REACTOR_DATA_DIR=str(tmp_path / "data"),
+        REACTOR_HTTP_PORT="0", XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONUNBUFFERED="1",
+    )  # fmt: skip
+    cli = Cli(env, tmp_path)
+    server, url, lines = await _serve_dev(cli)
+    password_file = tmp_path / "data" / "dev-admin-password"
+    try:
+        password = password_file.read_text().strip()
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert len(password) >= 20
+        printed = "".join(lines)
+        assert "created user admin@localhost, owner of org default" in printed
+        assert password not in printed  # the secret stays in its file
+        hint = lines[-1].strip()
+        assert hint == (
+            f"Sign in: reactor login --url {url} --email admin@localhost "
+            f"--password-stdin < {password_file}"
+        )
+        login = await cli.ok(
+            "login", "--url", url, "--email", "admin@localhost", "--password-stdin",
+            stdin=password_file.read_text(),
+        )  # fmt: skip
+        assert "(org default)" in login.out
+    finally:
+        await _stop(server)
+    # A second start creates nothing and still says how to sign in.
+    server, _, lines = await _serve_dev(cli)
+    try:
+        assert not any("created user" in line for line in lines)
+        assert password_file.read_text().strip() == password
+    finally:
+        await _stop(server)
