@@ -8,6 +8,7 @@ import os
 import platform
 
 from bench import execution, journal
+from bench import http as http_bench
 from bench.database import bench_database, server_url
 
 Row = tuple[str, ...]
@@ -42,6 +43,12 @@ async def main(args: argparse.Namespace) -> None:
             )
             more, notes = await execution.execution_figures(pool, cfg, args.seconds)
             rows += more
+        if args.only in (None, "http"):
+            more, http_notes = await http_bench.http_figures(
+                pool, http_bench.Config(seconds=args.http_seconds), args.seconds
+            )
+            rows += more
+            notes += http_notes
     _print_table(rows)
     for note in notes:
         print(note)
@@ -50,7 +57,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each rate test")
-    parser.add_argument("--only", choices=("journal", "execution"), help="run one group")
+    parser.add_argument("--only", choices=("journal", "execution", "http"), help="run one group")
     parser.add_argument("--runs", type=int, default=20_000, help="no-op runs in figures 1 and 5")
     parser.add_argument(
         "--concurrency", type=int, default=256, help="worker concurrency (figures 1, 2, 4, 5)"
@@ -60,5 +67,8 @@ if __name__ == "__main__":
         type=int,
         default=200_000,
         help="finished runs loaded before figure 5 (0 skips it; 1,000,000 adds about a minute)",
+    )
+    parser.add_argument(
+        "--http-seconds", type=float, default=5.0, help="measured seconds per HTTP phase"
     )
     asyncio.run(main(parser.parse_args()))

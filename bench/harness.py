@@ -16,6 +16,7 @@ import asyncpg
 
 from bench import probe  # noqa: F401  (bench bundles find it in sys.modules)
 from bench.database import database_url
+from reactor_jobs.database import create_pool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.worker import Worker
@@ -145,11 +146,8 @@ class Bench:
 
     @asynccontextmanager
     async def session(self, max_size: int = 24) -> AsyncIterator[Session]:
-        pool = await asyncpg.create_pool(
-            self.url,
-            min_size=2,
-            max_size=max_size,
-            server_settings={"jit": "off", "application_name": SESSION_APP},
+        pool = await create_pool(
+            self.url, min_size=2, max_size=max_size, application_name=SESSION_APP
         )
         session = Session(pool, self.runtimes)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -277,6 +278,8 @@ class Journal:
         """Give the committer's connections back to the pool."""
         held, self._held, self._idle = self._held, [], []
         for conn in held:
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await conn.execute("RESET plan_cache_mode")  # pools may skip their reset
             await self._pool.release(conn)
 
     async def _commit_batch(self, batch: Sequence[_Prepared]) -> list[AppendOutcome]:
