@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from reactor_jobs.engine.errors import ReactorError
 from reactor_jobs.engine.journal import RecordedEvent, to_recorded
 from reactor_jobs.projections.handlers import (
     DLQ_COLUMNS,
@@ -20,6 +23,8 @@ from reactor_jobs.projections.handlers import (
     resolve_now,
 )
 
+LOCK_WAIT_MS = 100
+LOCK_TRIES = 100
 _ROW_TIMES = frozenset({"created_at", "emitted_at", "retried_at", "consumed_at"})
 _JSONB = {"runs": ("last_error", "output"), "dlq": ("error",), "events": ("payload",)}
 _READ = """
@@ -27,6 +32,10 @@ SELECT global_position, run_id, position, org, type, version, recorded_at, prev_
        payload
   FROM _reactor_jobs.journal ORDER BY global_position
 """
+
+
+class ProjectionsBusy(ReactorError):
+    """Writers kept the projections locked; try the rebuild again."""
 
 
 class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,16 +89,41 @@ def _records(rows: Iterable[Row], table: str, columns: tuple[str, ...]) -> list[
     ]
 
 
+async def _lock_all(conn: asyncpg.Connection) -> None:
+    """Lock the projections and the journal against writers, without ever deadlocking one.
+
+    Writers take these tables' locks in no single order (an append statement locks the
+    journal and runs together; a claim locks runs rows, then inserts into the journal), so
+    no order of ours is safe. Instead each try waits at most LOCK_WAIT and gives up
+    everything it holds: a writer caught between two of our locks goes on within
+    LOCK_WAIT, long before Postgres's deadlock check (1 s) would abort anyone."""
+    for attempt in range(LOCK_TRIES):
+        try:
+            async with conn.transaction():  # a savepoint inside the rebuild's transaction
+                await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
+                # ACCESS EXCLUSIVE now, as TRUNCATE will want it: taking less and upgrading
+                # later would wait on readers that then queue behind us (a deadlock).
+                await conn.execute(
+                    "LOCK TABLE _reactor_jobs.runs, _reactor_jobs.dlq, _reactor_jobs.events"
+                    " IN ACCESS EXCLUSIVE MODE"
+                )
+                await conn.execute("LOCK TABLE _reactor_jobs.journal IN EXCLUSIVE MODE")
+                await conn.execute("SET LOCAL lock_timeout = 0")
+            return
+        except asyncpg.LockNotAvailableError:
+            await asyncio.sleep(random.uniform(0, LOCK_WAIT_MS / 1000) * min(attempt + 1, 5))
+    raise ProjectionsBusy(
+        f"could not lock the projections after {LOCK_TRIES} tries; writers kept them busy"
+    )
+
+
 async def rebuild(pool: asyncpg.Pool, *, batch: int = 10_000) -> RebuildReport:
     """Replace runs, dlq and events with what the journal says; appends wait meanwhile."""
     started = time.perf_counter()
     state = Projections()
     count = 0
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "LOCK TABLE _reactor_jobs.runs, _reactor_jobs.dlq, _reactor_jobs.events,"
-            " _reactor_jobs.journal IN EXCLUSIVE MODE"
-        )
+        await _lock_all(conn)
         await conn.execute("TRUNCATE _reactor_jobs.runs, _reactor_jobs.dlq, _reactor_jobs.events")
         cursor = await conn.cursor(_READ)
         while rows := await cursor.fetch(batch):

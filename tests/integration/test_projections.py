@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -103,3 +104,30 @@ async def test_rebuild_restores_dropped_rows(pool: asyncpg.Pool, journal: Journa
     await rebuild(pool)
     assert await snapshot(pool) == live
     assert live["runs"][0]["status"] == "cancelled"
+
+
+async def test_rebuild_while_workers_run_disturbs_no_run(engine: Any) -> None:
+    """Rebuilds racing a live engine (trigger appends, claims, step appends) neither fail nor
+    make a writer fail (a deadlock would abort one side), and leave the live projections."""
+    from tests.engine_fixtures import ORG
+
+    await engine.job("busy", max_attempts=1, max_concurrency=10)
+    engine.start_worker(concurrency=8)
+    engine.start_worker(concurrency=8)
+    run_ids: list[str] = []
+
+    async def trigger() -> None:
+        for _ in range(120):
+            run = await engine.control.trigger(ORG, "busy", payload={"mode": "noop"})
+            run_ids.append(run.id)
+
+    async def rebuilds() -> list[int]:
+        return [(await rebuild(engine.pool)).events for _ in range(6)]
+
+    _, counts = await asyncio.gather(trigger(), rebuilds())
+    assert counts == sorted(counts) and counts[-1] > 0  # each saw the journal as it grew
+    statuses = [(await engine.wait(run_id)).status for run_id in run_ids]
+    assert statuses == ["completed"] * len(run_ids)
+    live = await snapshot(engine.pool)
+    await rebuild(engine.pool)
+    assert await snapshot(engine.pool) == live
