@@ -79,6 +79,10 @@ class Remote:
 
 def _handlers(command: str) -> Handler:
     # Imported on use, like the other command modules.
+    from reactor_jobs.cli import audit
+
+    if command in audit.COMMANDS:  # `jobs runs replay|state|lineage`, `functions check`
+        return audit.COMMANDS[command]
     group = command.split()[0]
     if group == "functions":
         from reactor_jobs.cli import functions

@@ -36,6 +36,9 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     ok: bool
     checked: int  # decisions that matched
+    job: str = ""
+    recorded: int = 0  # decisions in the recording (steps, emits, sleeps)
+    events: int = 0  # journal events replayed
     divergence: str | None = None
     position: int | None = None
     note: str | None = None  # where the recording ends, when it ends before the code
@@ -178,6 +181,9 @@ async def replay_check(
             version=version,
             ok=ok,
             checked=ctx.checked,
+            job=final.job,
+            recorded=len(recorded),
+            events=len(records),
             divergence=problem,
             position=position,
             note=note,
@@ -193,6 +199,14 @@ async def replay_check(
             note=f"the recording ends at position {final.position} (the run is {final.status})",
         )
     except Exception as exc:
+        if ctx.checked < len(recorded):  # the recording got further than the code does
+            left = recorded[ctx.checked]
+            return report(
+                False,
+                f"position {left.position}: recorded {left.kind} `{left.name}`, "
+                f"but the code raised {type(exc).__name__}: {exc}",
+                left.position,
+            )
         if final.status == "completed":
             return report(
                 False, f"code raised {type(exc).__name__}: {exc}; the recorded run completed"
@@ -220,8 +234,10 @@ def state_at(records: Sequence[RecordedEvent], position: int) -> RunState:
     return fold(r for r in records if r.position <= position)
 
 
-def diff(a: RunState, b: RunState) -> dict[str, tuple[Any, Any]]:
-    """What changed between two states, field by field (dicts compared key by key)."""
+def diff(a: msgspec.Struct, b: msgspec.Struct) -> dict[str, tuple[Any, Any]]:
+    """What changed between two states (RunStates, or two views of one type), field by
+    field; dicts are compared key by key."""
+    assert type(a) is type(b), "diff compares two states of one type"
     changes: dict[str, tuple[Any, Any]] = {}
     for field in a.__struct_fields__:
         before, after = getattr(a, field), getattr(b, field)

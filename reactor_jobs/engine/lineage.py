@@ -19,6 +19,19 @@ SELECT run_id FROM _reactor_jobs.journal
  WHERE org = $1 AND position = 1 AND (data -> 'trigger' ->> 'causation_run_id') = ANY($2::text[])
  ORDER BY global_position
 """
+_EMITTERS = """
+SELECT event_id, topic, run_id, job FROM _reactor_jobs.events
+ WHERE org = $1 AND event_id = ANY($2::text[])
+"""
+
+
+class Emitter(msgspec.Struct, frozen=True, kw_only=True):
+    """The emitted event behind an event-triggered run: its topic and the emitting run."""
+
+    event_id: str
+    topic: str
+    run_id: str
+    job: str
 
 
 class Node(msgspec.Struct, kw_only=True):
@@ -57,3 +70,17 @@ async def _nodes(pool: asyncpg.Pool, org: str, run_ids: list[str]) -> dict[str, 
             run_id=row["run_id"], job=row["job"], status=row["status"], trigger=first.trigger
         )
     return nodes
+
+
+async def emitters(pool: asyncpg.Pool, org: str, tree: Node) -> dict[str, Emitter]:
+    """The events that caused the tree's event-triggered runs, by event id."""
+    ids, pending = [], [tree]
+    while pending:
+        node = pending.pop()
+        if node.trigger.event_id is not None:
+            ids.append(node.trigger.event_id)
+        pending.extend(node.caused)
+    if not ids:
+        return {}
+    rows = await pool.fetch(_EMITTERS, org, ids)
+    return {row["event_id"]: Emitter(**dict(row)) for row in rows}
