@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.triggers.signature import signing_key
 
 DEFAULT_CONFIG_FILE = "reactor.toml"
 
@@ -40,6 +41,9 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1_048_576  # larger request bodies get 413 (deploys: 50 MiB)
+    # Per webhook trigger, per process (a token bucket); 0 turns the limit off.
+    webhook_rate_per_second: float = 50.0
+    webhook_burst: int = 100
 
 
 class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -195,6 +199,7 @@ def _check_ranges(jobs: JobsConfig) -> None:
     }
     if jobs.http.max_body_bytes < 1024:
         raise ConfigError("config error: jobs.http.max_body_bytes: must be >= 1024")
+    _check_webhooks(jobs)
     if jobs.auth.access_ttl_s < 1 or jobs.auth.refresh_ttl_s < 1:
         raise ConfigError("config error: jobs.auth: token lifetimes must be >= 1 second")
     for name, minimum in minimums.items():
@@ -209,3 +214,16 @@ def _check_ranges(jobs: JobsConfig) -> None:
         raise ConfigError("config error: jobs.http.port: must be between 0 and 65535")
     if not jobs.data_dir:
         raise ConfigError("config error: jobs.data_dir: must not be empty")
+
+
+def _check_webhooks(jobs: JobsConfig) -> None:
+    rate = jobs.http.webhook_rate_per_second
+    if not 0 <= rate < float("inf"):
+        raise ConfigError("config error: jobs.http.webhook_rate_per_second: must be >= 0 (0: off)")
+    if jobs.http.webhook_burst < 1:
+        raise ConfigError("config error: jobs.http.webhook_burst: must be >= 1")
+    if jobs.webhook_secret is not None:
+        try:
+            signing_key(jobs.webhook_secret)
+        except ValueError as exc:  # its message never quotes the secret
+            raise ConfigError(f"config error: jobs.webhook_secret: {exc}") from None

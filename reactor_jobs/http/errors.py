@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from reactor_jobs.engine.errors import ConcurrencyExceeded, ReactorError
+from reactor_jobs.http.ratelimit import RateLimited
 from reactor_jobs.http.requestlog import request_id
 
 log = logging.getLogger("reactor_jobs.http")
@@ -23,6 +24,7 @@ log = logging.getLogger("reactor_jobs.http")
 STATUS: dict[str, int] = {
     "bad_request": 400,
     "unauthorized": 401,
+    "invalid_signature": 401,
     "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
@@ -35,6 +37,7 @@ STATUS: dict[str, int] = {
     "bundle_error": 422,
     "invalid_event": 422,
     "concurrency_exceeded": 429,
+    "rate_limited": 429,
     "database_unavailable": 503,
 }
 # Codes that mean the server failed, or that only job code sees (inside a run): a plain 500.
@@ -83,7 +86,7 @@ def from_reactor_error(request: web.Request, exc: ReactorError) -> web.Response:
         log.error("request %s failed: %s", request_id(request), exc, exc_info=exc)
         return _internal(request)
     headers = None
-    if isinstance(exc, ConcurrencyExceeded):
+    if isinstance(exc, ConcurrencyExceeded | RateLimited):
         headers = {"Retry-After": str(max(1, exc.retry_after))}
     return error_response(status, exc.code, exc.message, headers)
 

@@ -10,12 +10,14 @@ from typing import Any
 from aiohttp import web
 
 from reactor_jobs.config import Config
+from reactor_jobs.http.ratelimit import TokenBuckets
 from reactor_jobs.node import Node
-from reactor_jobs.triggers.store import Trigger, TriggerStore
+from reactor_jobs.triggers.store import TriggerStore, WebhookTrigger
 
-# Checks a webhook request before it starts a run (signatures, rate limits: a later issue);
-# raise a ReactorError to refuse it. The list is empty until those checks exist.
-WebhookGuard = Callable[[Trigger, web.Request, bytes], Awaitable[None]]
+# Checks a webhook request and its body before it starts a run (the signature check,
+# webhooks.check_signature); raise a ReactorError to refuse it. The rate limit
+# (WEBHOOK_LIMITER) is checked earlier, before the body is read.
+WebhookGuard = Callable[[WebhookTrigger, web.Request, bytes], Awaitable[None]]
 
 NODE = web.AppKey("node", Node)
 CONFIG = web.AppKey("config", Config)
@@ -23,3 +25,4 @@ TRIGGERS = web.AppKey("triggers", TriggerStore)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 SHUTDOWN = web.AppKey("shutdown", asyncio.Event)
 WEBHOOK_GUARDS = web.AppKey("webhook_guards", list[WebhookGuard])
+WEBHOOK_LIMITER = web.AppKey("webhook_limiter", TokenBuckets)

@@ -41,6 +41,11 @@ async def test_an_idempotency_key_returns_the_first_run_with_200(api: Api) -> No
     assert await api.journal_rows() == rows
     other = await api.call("POST", "/jobs/v1/work/trigger", headers={"Idempotency-Key": "o-8"})
     assert other.status == 201 and other.json["id"] != first.json["id"]
+    # webhook deliveries' keys are reserved: a member cannot pre-empt one
+    reserved = await api.call("POST", "/jobs/v1/work/trigger",
+                              headers={"Idempotency-Key": "webhook:trg_1:msg_1"})  # fmt: skip
+    assert reserved.status == 422 and "Idempotency-Key" in reserved.json["error"]["message"]
+    assert await api.journal_rows() == rows + 1  # only o-8's Triggered
 
 
 async def test_concurrent_requests_with_one_key_start_one_run(api: Api) -> None:

@@ -1,27 +1,31 @@
 """The webhook ingress: the token is the credential, the body becomes the payload (JSON,
-text, or base64 for binary), only safe headers are kept, and tokens never reach a log."""
+text, or base64 for binary), only safe headers are kept, tokens never reach a log, and
+bodies over the limit are refused. Signatures, de-duplication and the rate limit:
+test_http_webhook_signatures.py."""
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.http_fixtures import Api, api
+from tests.http_fixtures import MAX_BODY, Api, api
 
 pytestmark = pytest.mark.integration
 __all__ = ["api"]
 
 
-async def webhook(api: Api) -> tuple[str, str]:
-    """(trigger id, ingress path) of a new webhook trigger on job "hook"."""
-    job = {"name": "hook", "function_name": "scenarios"}
-    assert (await api.call("POST", "/jobs/v1/_admin/jobs", json=job)).status == 201
-    created = await api.call(
-        "POST", "/jobs/v1/_admin/jobs/hook/triggers", json={"kind": "webhook", "secret": "s3"}
-    )
-    assert created.status == 201
+async def webhook(api: Api, secret: str | None = None, job: str = "hook") -> tuple[str, str]:
+    """(trigger id, ingress path) of a new webhook trigger on `job` (created if need be)."""
+    if (await api.call("GET", f"/jobs/v1/_admin/jobs/{job}")).status == 404:
+        body = {"name": job, "function_name": "scenarios"}
+        assert (await api.call("POST", "/jobs/v1/_admin/jobs", json=body)).status == 201
+    spec = {"kind": "webhook"} if secret is None else {"kind": "webhook", "secret": secret}
+    created = await api.call("POST", f"/jobs/v1/_admin/jobs/{job}/triggers", json=spec)
+    assert created.status == 201, created.text
+    assert created.json["signed"] is (secret is not None)  # no global secret on this server
     return created.json["id"], created.json["url"]
 
 
@@ -41,7 +45,8 @@ async def test_json_text_and_binary_bodies_become_the_payload(api: Api) -> None:
         reply = await api.call("POST", path, as_=None, data=body,
                                headers={"Content-Type": content_type})  # fmt: skip
         assert reply.status == 202, (name, reply.text)
-        assert set(reply.json) == {"run_id", "status"} and reply.json["status"] == "queued"
+        assert set(reply.json) == {"run_id", "status", "duplicate"}
+        assert reply.json["status"] == "queued" and reply.json["duplicate"] is False
         first = await first_event(api, reply.json["run_id"])
         assert first["payload"] == payload, name
         assert first["content_type"] == content_type
@@ -112,3 +117,24 @@ async def test_a_webhook_over_the_concurrency_limit_is_429(api: Api) -> None:
     assert (refused.status, refused.json["error"]["code"]) == (429, "concurrency_exceeded")
     assert refused.headers["Retry-After"] == "1"
     assert await api.journal_rows() == rows
+
+
+async def test_a_body_over_the_limit_is_413_and_records_nothing(api: Api) -> None:
+    _, path = await webhook(api)
+    before = (await api.snapshot(), await api.journal_rows())
+    big = await api.call("POST", path, as_=None, data=b"x" * (MAX_BODY + 1),
+                         headers={"Content-Type": "text/plain"})  # fmt: skip
+    assert (big.status, big.json["error"]["code"]) == (413, "payload_too_large")
+    assert str(MAX_BODY) in big.json["error"]["message"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for _ in range(MAX_BODY // 1024 + 1):
+            yield b"y" * 1024
+
+    async with api.session.post(api.base + path, data=chunks()) as streamed:
+        assert streamed.status == 413
+        assert (await streamed.json())["error"]["code"] == "payload_too_large"
+    assert (await api.snapshot(), await api.journal_rows()) == before
+    at_limit = await api.call("POST", path, as_=None, data=b"z" * MAX_BODY,
+                              headers={"Content-Type": "text/plain"})  # fmt: skip
+    assert at_limit.status == 202

@@ -1,0 +1,74 @@
+"""A webhook trigger's secret through the Python client (`secret=`) and the CLI
+(`--secret-stdin`): accepted, never printed or returned, and then required of requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from reactor_jobs.client import create_client
+from tests.http_fixtures import PASSWORD, Api, api
+from tests.integration.test_http_webhook_signatures import BODY, JSON, new_secret, post, signed
+
+pytestmark = pytest.mark.integration
+__all__ = ["api"]
+
+
+async def reactor(api: Api, tmp_path: Path, *args: str, stdin: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REACTOR_", "XDG_"))}
+    token = api.headers["owner"]["Authorization"].removeprefix("Bearer ")
+    env.update(REACTOR_URL=api.base, REACTOR_TOKEN=token, REACTOR_ORG="acme",
+               XDG_CONFIG_HOME=str(tmp_path / "config"))  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reactor_jobs.cli", *args, cwd=tmp_path, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate(stdin.encode())
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_cli_reads_the_secret_from_stdin_and_never_prints_it(
+    api: Api, tmp_path: Path
+) -> None:
+    job = {"name": "hook", "function_name": "scenarios"}
+    assert (await api.call("POST", "/jobs/v1/_admin/jobs", json=job)).status == 201
+    secret = new_secret()
+    create = ("jobs", "triggers", "create", "hook", "--kind", "webhook", "--secret-stdin")
+    code, out, err = await reactor(api, tmp_path, *create, stdin=secret + "\n")
+    assert code == 0, err
+    assert secret not in out + err and secret.removeprefix("whsec_") not in out + err
+    assert re.search(r"^signed +yes$", out, re.MULTILINE), out
+    url = next(line.split()[-1] for line in out.splitlines() if "ingress URL" in line)
+    unsigned = await post(api, api.base + url, BODY, JSON)
+    assert (unsigned.status, unsigned.error_code) == (401, "invalid_signature")
+    assert (await post(api, api.base + url, BODY, signed(secret, "m1"))).status == 202
+    code, out, err = await reactor(api, tmp_path, *create, "--json", stdin="\n")
+    assert code == 1 and "secret" in err  # an empty line is no secret
+    wrong_kind = ("jobs", "triggers", "create", "hook", "--kind", "manual", "--secret-stdin")
+    code, _, err = await reactor(api, tmp_path, *wrong_kind, stdin=secret + "\n")
+    assert code == 2 and "--secret-stdin does not apply to --kind manual" in err
+    triggers = await api.call("GET", "/jobs/v1/_admin/jobs/hook/triggers")
+    assert len(triggers.json["triggers"]) == 1 and secret not in triggers.text
+
+
+async def test_the_client_passes_the_secret_and_reports_signed(api: Api) -> None:
+    async with create_client(api.base) as client:
+        await client.auth.sign_in_with_password(email="owner@acme.test", password=PASSWORD)
+        client.auth.set_org("acme")
+        await client.jobs.create(name="hook", function_name="scenarios")
+        secret = new_secret()
+        trigger = await client.jobs.triggers.create("hook", kind="webhook", secret=secret)
+        plain = await client.jobs.triggers.create("hook", kind="webhook")
+        cron = await client.jobs.triggers.create("hook", kind="cron", schedule="0 * * * *")
+    assert (trigger.signed, plain.signed, cron.signed) == (True, False, None)
+    assert trigger.url is not None and secret not in repr(trigger)
+    assert (await post(api, api.base + trigger.url, BODY, signed(secret, "m1"))).status == 202
+    assert plain.url is not None
+    assert (await post(api, api.base + plain.url, BODY, JSON)).status == 202
