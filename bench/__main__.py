@@ -7,7 +7,8 @@ import asyncio
 import os
 import platform
 
-from bench import execution, journal
+from bench import audit, execution, journal
+from bench import cron as cron_bench
 from bench import http as http_bench
 from bench.database import bench_database, server_url
 
@@ -49,6 +50,14 @@ async def main(args: argparse.Namespace) -> None:
             )
             rows += more
             notes += http_notes
+        if args.only in (None, "audit"):
+            rows += await audit.audit_figures(pool)
+        if args.only in (None, "cron"):
+            more, cron_notes = await cron_bench.cron_figures(
+                pool, cron_bench.Config(seconds=args.cron_seconds)
+            )
+            rows += more
+            notes += cron_notes
     _print_table(rows)
     for note in notes:
         print(note)
@@ -57,7 +66,9 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each rate test")
-    parser.add_argument("--only", choices=("journal", "execution", "http"), help="run one group")
+    parser.add_argument(
+        "--only", choices=("journal", "execution", "http", "audit", "cron"), help="run one group"
+    )
     parser.add_argument("--runs", type=int, default=20_000, help="no-op runs in figures 1 and 5")
     parser.add_argument(
         "--concurrency", type=int, default=256, help="worker concurrency (figures 1, 2, 4, 5)"
@@ -70,5 +81,8 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--http-seconds", type=float, default=5.0, help="measured seconds per HTTP phase"
+    )
+    parser.add_argument(
+        "--cron-seconds", type=float, default=6.0, help="scheduler seconds per cron phase"
     )
     asyncio.run(main(parser.parse_args()))

@@ -318,4 +318,7 @@ DROP INDEX IF EXISTS _reactor_jobs.run_logs_by_job;
 CREATE INDEX IF NOT EXISTS events_by_org
     ON _reactor_jobs.events (org, emitted_at DESC, event_id DESC);
 
+-- A promote reconciles the manifest triggers of every job bound to the function.
+CREATE INDEX IF NOT EXISTS jobs_by_function ON _reactor_jobs.jobs (org, function_name);
+
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from reactor_jobs.cli.jobs import show_trigger_changes
 from reactor_jobs.cli.remote import Handler, Remote
 from reactor_jobs.client import Function
 
@@ -44,6 +45,7 @@ async def promote(args: argparse.Namespace, remote: Remote) -> int:
         remote.out.document(function)
     else:
         remote.out.line(f"{function.name}: version {function.live_version} is live")
+        show_trigger_changes(remote, function.triggers)
     return 0
 
 

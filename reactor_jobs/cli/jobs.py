@@ -4,12 +4,16 @@ events, through the Python client. The live log (`reactor jobs logs`) is in cli/
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from datetime import datetime
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from reactor_jobs.cli.logs import follow_logs
-from reactor_jobs.cli.output import Column
+from reactor_jobs.cli.output import Column, cell
 from reactor_jobs.cli.remote import Handler, Remote
 from reactor_jobs.client import Job, Run
+from reactor_jobs.client.types import NextFires, TriggerChanges
 
 POLICY = ("max_attempts", "backoff", "initial_delay_ms", "max_delay_ms", "max_concurrency",
           "timeout_ms")  # fmt: skip
@@ -43,10 +47,29 @@ def page_document(key: str, page: Any) -> dict[str, Any]:
     return {key: list(page), "next_cursor": page.next_cursor}
 
 
+def show_trigger_changes(remote: Remote, changes: TriggerChanges | None) -> None:
+    """What a manifest did to the jobs' triggers, one line each; a new webhook's URL is
+    printed here because the server shows it only once."""
+    if changes is None or remote.out.json_mode:
+        return
+    groups = {"added": changes.added, "changed": changes.changed,
+              "removed": changes.removed, "unchanged": changes.unchanged}  # fmt: skip
+    remote.out.line("manifest triggers: " + ", ".join(f"{len(g)} {k}" for k, g in groups.items()))
+    for what, triggers in groups.items():
+        for t in triggers:
+            said = t.schedule or t.topic or ""
+            remote.out.line(f"  {what:<9}  {t.id}  {t.job}  {t.kind:<7}  {said}".rstrip())
+            if t.url is not None:
+                remote.out.line(f"  Returns ingress URL: {t.url}")
+    if any(t.url is not None for t in changes.added):
+        remote.out.note("webhook URLs are shown only now; the token in the URL is the auth")
+
+
 async def create(args: argparse.Namespace, remote: Remote) -> int:
     policy = {field: getattr(args, field) for field in POLICY}
     job = await remote.client.jobs.create(name=args.name, function_name=args.function, **policy)
     show_job(remote, job)
+    show_trigger_changes(remote, job.triggers)
     return 0
 
 
@@ -72,14 +95,15 @@ async def delete(args: argparse.Namespace, remote: Remote) -> int:
 
 
 async def create_trigger(args: argparse.Namespace, remote: Remote) -> int:
+    secret = sys.stdin.readline().rstrip("\r\n") if args.secret_stdin else None
     trigger = await remote.client.jobs.triggers.create(
         args.name, kind=args.kind, schedule=args.schedule, timezone=args.timezone,
-        topic=args.topic,
+        topic=args.topic, secret=secret,
     )  # fmt: skip
     if remote.out.json_mode:
         remote.out.document(trigger)
         return 0
-    fields = ["id", "job", "kind", "schedule", "timezone", "topic", "created_at"]
+    fields = ["id", "job", "kind", "schedule", "timezone", "topic", "signed", "created_at"]
     remote.out.record(trigger, [f for f in fields if getattr(trigger, f) is not None])
     if trigger.url is not None:
         remote.out.line(f"Returns ingress URL: {trigger.url}")
@@ -102,6 +126,38 @@ async def delete_trigger(args: argparse.Namespace, remote: Remote) -> int:
     await remote.client.jobs.triggers.delete(args.name, args.trigger_id)
     message = f"deleted trigger {args.trigger_id} of job {args.name}"
     remote.out.done({"deleted": args.trigger_id}, message)
+    return 0
+
+
+class FireRow(NamedTuple):
+    trigger: str
+    schedule: str
+    at: datetime
+    local: str
+
+
+def fire_rows(preview: NextFires) -> list[FireRow]:
+    rows = []
+    for t in preview.triggers:
+        zone = ZoneInfo(t.timezone)
+        for fire in t.fires:
+            local = "-"
+            if fire.local is not None:
+                at = fire.at.astimezone(zone)
+                local = f"{at:%Y-%m-%d %H:%M:%S} {at.tzname()} ({t.timezone})"
+            rows.append(FireRow(t.id, t.schedule, fire.at, local))
+    return rows
+
+
+async def next_fires(args: argparse.Namespace, remote: Remote) -> int:
+    preview = await remote.client.jobs.triggers.next(args.name, count=args.count)
+    if remote.out.json_mode:
+        remote.out.document(preview)
+        return 0
+    columns = [("TRIGGER", "trigger"), ("SCHEDULE", "schedule"), ("AT (UTC)", "at"),
+               ("LOCAL", "local")]  # fmt: skip
+    remote.out.table(fire_rows(preview), columns, f"job {args.name} has no cron triggers")
+    remote.out.note(f"from {cell(preview.now)} (the database clock)")
     return 0
 
 
@@ -201,6 +257,7 @@ COMMANDS: dict[str, Handler] = {
     "jobs triggers create": create_trigger,
     "jobs triggers list": list_triggers,
     "jobs triggers delete": delete_trigger,
+    "jobs triggers next": next_fires,
     "jobs trigger": trigger,
     "jobs runs list": list_runs,
     "jobs runs get": get_run,

@@ -77,6 +77,10 @@ def _add_functions(functions: Commands) -> None:
     _leaf(functions, "list", "functions list", "list functions")
     versions = _leaf(functions, "versions", "functions versions", "list deployed versions")
     versions.add_argument("name", metavar="NAME")
+    check_help = "would a version replay every run in flight? (exit 1 if any diverge)"
+    check = _leaf(functions, "check", "functions check", check_help)
+    check.add_argument("name", metavar="NAME")
+    check.add_argument("--version", type=int, required=True, metavar="N")
 
 
 def _add_jobs(jobs: Commands) -> None:
@@ -113,11 +117,19 @@ def _add_triggers(triggers: Commands) -> None:
     create.add_argument("--schedule", help='cron only, e.g. "0 * * * *"')
     create.add_argument("--timezone", help="cron only (default UTC)")
     create.add_argument("--topic", help="event only")
+    create.add_argument(
+        "--secret-stdin", action="store_true",
+        help="webhook only: read a signing secret (one line) from stdin; requests must then "
+        "be signed with it",
+    )  # fmt: skip
     listed = _leaf(triggers, "list", "jobs triggers list", "list a job's triggers")
     listed.add_argument("name", metavar="NAME")
     delete = _leaf(triggers, "delete", "jobs triggers delete", "delete a trigger")
     delete.add_argument("name", metavar="NAME")
     delete.add_argument("trigger_id", metavar="TRIGGER_ID")
+    upcoming = _leaf(triggers, "next", "jobs triggers next", "the next fire times of its crons")
+    upcoming.add_argument("name", metavar="NAME")
+    upcoming.add_argument("--count", type=int, metavar="N", help="1 to 100 each (default 5)")
 
 
 def _add_runs(runs: Commands) -> None:
@@ -133,6 +145,25 @@ def _add_runs(runs: Commands) -> None:
         one = _leaf(runs, name, f"jobs runs {name}", help)
         one.add_argument("name", metavar="NAME")
         one.add_argument("run_id", metavar="RUN_ID")
+    _add_audit(runs)
+
+
+def _add_audit(runs: Commands) -> None:
+    """`jobs runs replay|state|lineage`: replay check, time travel, the tree of causes."""
+    replay_help = "replay-check a run against its journal (exit 1 if it diverges)"
+    replay = _leaf(runs, "replay", "jobs runs replay", replay_help)
+    state = _leaf(runs, "state", "jobs runs state", "a run's state at a journal position")
+    lineage_help = "a run's cause and the runs its events started, as a tree"
+    lineage = _leaf(runs, "lineage", "jobs runs lineage", lineage_help)
+    for one in (replay, state, lineage):
+        one.add_argument("name", metavar="NAME")
+        one.add_argument("run_id", metavar="RUN_ID")
+    replay.add_argument("--version", type=int, metavar="N", help="default: the run's own")
+    when = state.add_mutually_exclusive_group()
+    when.add_argument("--at", type=int, metavar="POSITION", help="default: the latest")
+    when.add_argument(
+        "--diff", type=int, nargs=2, metavar=("A", "B"), help="what changed from position A to B"
+    )
 
 
 def _add_dlq(dlq: Commands) -> None:
@@ -151,7 +182,8 @@ def _page_args(parser: argparse.ArgumentParser) -> None:
 
 
 def check_remote_args(args: argparse.Namespace) -> None:
-    """What argparse cannot say: which trigger kinds take --schedule, --timezone, --topic."""
+    """What argparse cannot say: which trigger kinds take --schedule, --timezone, --topic,
+    --secret-stdin."""
     if args.command != "jobs triggers create":
         return
     needs = {"cron": "schedule", "event": "topic"}.get(args.kind)
@@ -161,3 +193,5 @@ def check_remote_args(args: argparse.Namespace) -> None:
     for option in ("schedule", "timezone", "topic"):
         if getattr(args, option) is not None and option not in allowed:
             args.subparser.error(f"--{option} does not apply to --kind {args.kind}")
+    if args.secret_stdin and args.kind != "webhook":
+        args.subparser.error(f"--secret-stdin does not apply to --kind {args.kind}")

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from reactor_jobs.client.jobs import query, seg
 from reactor_jobs.client.transport import Transport
-from reactor_jobs.client.types import Event, Function, Page, Version
+from reactor_jobs.client.types import (
+    Event,
+    Function,
+    FunctionCheck,
+    Page,
+    PromotedFunction,
+    Version,
+)
 from reactor_jobs.functions.bundle import pack_dir
 
 FUNCTIONS = "/functions/v1/_admin/functions"
@@ -45,13 +52,22 @@ class Functions:
             data=bundle_bytes(source), content_type="application/gzip",
         )  # fmt: skip
 
-    async def promote(self, name: str, version: int | None = None) -> Function:
-        """Make `version` live (default: the latest deployed)."""
+    async def promote(self, name: str, version: int | None = None) -> PromotedFunction:
+        """Make `version` live (default: the latest deployed). The manifest triggers of the
+        jobs bound to it follow the version's manifest: `.triggers` says how (a new
+        webhook's URL is shown only there)."""
         body = {} if version is None else {"version": version}
-        return await self._t.decode(Function, "POST", f"{FUNCTIONS}/{seg(name)}/promote", json=body)
+        path = f"{FUNCTIONS}/{seg(name)}/promote"
+        return await self._t.decode(PromotedFunction, "POST", path, json=body)
 
     async def versions(self, name: str) -> builtins.list[Version]:
         return await self._t.items("versions", Version, f"{FUNCTIONS}/{seg(name)}/versions")
+
+    async def check(self, name: str, *, version: int) -> FunctionCheck:
+        """Replay-check `version` against every run in flight of the function: would
+        promoting it be safe? `.diverging` lists the runs it would not reproduce."""
+        path = f"{FUNCTIONS}/{seg(name)}/check"
+        return await self._t.decode(FunctionCheck, "POST", path, json={"version": version})
 
 
 class Events:

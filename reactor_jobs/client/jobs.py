@@ -23,12 +23,18 @@ from reactor_jobs.client.types import (
     Backoff,
     DlqEntry,
     Job,
+    JobWithTriggers,
     JournalEvent,
+    LineageRun,
     LogEvent,
     LogLine,
+    NextFires,
     Page,
+    ReplayResult,
     Run,
     RunEvent,
+    RunStateAt,
+    StateDiff,
     Trigger,
     TriggerKind,
 )
@@ -78,7 +84,8 @@ class Triggers:
         topic: str | None = None,
         secret: str | None = None,
     ) -> Trigger:
-        """Add a trigger to job `name`. A webhook's ingress path is in `.url` (only here)."""
+        """Add a trigger to job `name`. A webhook's ingress path is in `.url` (only here);
+        `secret` (webhooks only, write-only) makes its requests require a signature."""
         fields = {"schedule": schedule, "timezone": timezone, "catch_up": catch_up,
                   "topic": topic, "secret": secret}  # fmt: skip
         body = {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
@@ -89,6 +96,12 @@ class Triggers:
 
     async def delete(self, name: str, id: str) -> None:
         await self._t.call("DELETE", f"{job_path(name)}/triggers/{seg(id)}")
+
+    async def next(self, name: str, *, count: int | None = None) -> NextFires:
+        """The next `count` (default 5, at most 100) fire times of each cron trigger of job
+        `name`, from the database clock's now."""
+        path = f"{job_path(name)}/triggers/next"
+        return await self._t.decode(NextFires, "GET", path, params=query(count=count))
 
 
 class Runs:
@@ -121,6 +134,28 @@ class Runs:
     async def journal(self, name: str, id: str) -> builtins.list[JournalEvent]:
         path = f"{job_path(name)}/runs/{seg(id)}/journal"
         return await self._t.items("events", JournalEvent, path)
+
+    async def state(self, name: str, id: str, *, at: int | None = None) -> RunStateAt:
+        """Time travel: the run's state folded up to journal position `at` (default: its
+        head). A position below 1 or past the head raises InvalidFieldError."""
+        path = f"{job_path(name)}/runs/{seg(id)}/state"
+        return await self._t.decode(RunStateAt, "GET", path, params=query(at=at))
+
+    async def diff(self, name: str, id: str, a: int, b: int) -> StateDiff:
+        """What changed in the run's state from journal position `a` to position `b`."""
+        path = f"{job_path(name)}/runs/{seg(id)}/state/diff"
+        return await self._t.decode(StateDiff, "GET", path, params={"from": str(a), "to": str(b)})
+
+    async def lineage(self, name: str, id: str) -> LineageRun:
+        """The run's cause and the tree of runs its emitted events started."""
+        return await self._t.decode(LineageRun, "GET", f"{job_path(name)}/runs/{seg(id)}/lineage")
+
+    async def replay(self, name: str, id: str, *, version: int | None = None) -> ReplayResult:
+        """Replay-check the run on its own version (or `version`): nothing runs for real
+        and nothing is recorded. `.outcome` is "same" or "diverges" (then `.divergence`)."""
+        body = {} if version is None else {"version": version}
+        path = f"{job_path(name)}/runs/{seg(id)}/replay"
+        return await self._t.decode(ReplayResult, "POST", path, json=body)
 
 
 class Dlq:
@@ -162,14 +197,15 @@ class Jobs:
         max_delay_ms: int | None = None,
         max_concurrency: int | None = None,
         timeout_ms: int | None = None,
-    ) -> Job:
-        """A job bound to a function; policy fields left out follow its manifest."""
+    ) -> JobWithTriggers:
+        """A job bound to a function; policy fields left out follow its manifest, and its
+        live manifest's triggers are added (`.triggers`; new webhook URLs only there)."""
         policy = {"max_attempts": max_attempts, "backoff": backoff,
                   "initial_delay_ms": initial_delay_ms, "max_delay_ms": max_delay_ms,
                   "max_concurrency": max_concurrency, "timeout_ms": timeout_ms}  # fmt: skip
         body: dict[str, object] = {"name": name, "function_name": function_name}
         body.update({k: v for k, v in policy.items() if v is not None})
-        return await self._t.decode(Job, "POST", ADMIN, json=body)
+        return await self._t.decode(JobWithTriggers, "POST", ADMIN, json=body)
 
     async def list(self) -> builtins.list[Job]:
         return await self._t.items("jobs", Job, ADMIN)
@@ -188,14 +224,14 @@ class Jobs:
         max_delay_ms: int | UnsetType | None = UNSET,
         max_concurrency: int | UnsetType | None = UNSET,
         timeout_ms: int | UnsetType | None = UNSET,
-    ) -> Job:
+    ) -> JobWithTriggers:
         """Change the fields given; None clears a policy field back to the manifest's."""
         fields = {"function_name": function_name, "max_attempts": max_attempts,
                   "backoff": backoff, "initial_delay_ms": initial_delay_ms,
                   "max_delay_ms": max_delay_ms, "max_concurrency": max_concurrency,
                   "timeout_ms": timeout_ms}  # fmt: skip
         body = {k: v for k, v in fields.items() if v is not UNSET}
-        return await self._t.decode(Job, "PATCH", job_path(name), json=body)
+        return await self._t.decode(JobWithTriggers, "PATCH", job_path(name), json=body)
 
     async def delete(self, name: str) -> None:
         await self._t.call("DELETE", job_path(name))

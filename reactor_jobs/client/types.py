@@ -67,7 +67,8 @@ class Job(_Object, frozen=True):
 
 class Trigger(_Object, frozen=True):
     """`url` (the webhook ingress path, `/jobs/v1/webhooks/whk_…`) is set only on the trigger
-    that `triggers.create` returns for a webhook: the server shows it once."""
+    that `triggers.create` returns for a webhook: the server shows it once. So is `signed`:
+    whether the webhook's requests must be signed (its own secret or the server's)."""
 
     id: str
     job: str
@@ -79,6 +80,7 @@ class Trigger(_Object, frozen=True):
     catch_up: str | None = None
     topic: str | None = None
     url: str | None = None
+    signed: bool | None = None
 
 
 class DlqEntry(_Object, frozen=True):
@@ -138,8 +140,11 @@ class Version(_Object, frozen=True):
 
 
 class WebhookAccepted(_Object, frozen=True):
+    """`duplicate`: the webhook-id was delivered before; `run_id` is the first run's."""
+
     run_id: str
     status: str
+    duplicate: bool = False
 
 
 class Membership(_Object, frozen=True):
@@ -217,3 +222,155 @@ class Page(Sequence[T]):
 
     def __repr__(self) -> str:
         return f"Page({self.items!r}, next_cursor={self.next_cursor!r})"
+
+
+# Audit: time travel, diffs, lineage, replay checks (docs/http-api.md, "Audit")
+
+
+class SleepAt(_Object, frozen=True):
+    wake_at: datetime
+    done: bool = False
+
+
+class RunStateAt(_Object, frozen=True):
+    """A run's state folded from its journal up to `position`; `head` is its latest."""
+
+    run_id: str
+    job: str
+    function: str
+    function_version: int
+    position: int
+    head: int
+    status: str
+    attempt: int
+    hash: str
+    trigger_kind: str | None = None
+    steps: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+    sleeps: dict[str, SleepAt] = {}
+    emitted: list[str] = []
+    last_error: Any = None
+    output: Any = None
+    dlq_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    available_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class StateChange(_Object, frozen=True):
+    """A field that differs (`steps.<key>`, `state.<key>`, `sleeps.<key>` for map keys);
+    None where the key is absent on that side."""
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class StateDiff(_Object, frozen=True):
+    run_id: str
+    from_: int = msgspec.field(name="from")
+    to: int
+    changes: list[StateChange]
+
+
+class Cause(_Object, frozen=True):
+    """What started a run: trigger kind and id; for an event trigger the event, its topic
+    and the emitting run and job; for cron the slot."""
+
+    kind: str
+    source: str | None = None
+    event_id: str | None = None
+    topic: str | None = None
+    run_id: str | None = None
+    job: str | None = None
+    scheduled_for: datetime | None = None
+
+
+class LineageRun(_Object, frozen=True):
+    """A run, its cause, and the runs its emitted events started (a tree)."""
+
+    run_id: str
+    job: str
+    status: str
+    cause: Cause
+    caused: list[LineageRun] = []
+
+
+class ReplayResult(_Object, frozen=True):
+    """A replay check: `outcome` is "same" or "diverges" (then `divergence` is the first
+    difference, at journal `position`)."""
+
+    run_id: str
+    job: str
+    version: int
+    outcome: Literal["same", "diverges"]
+    checked: int
+    recorded: int
+    events: int
+    divergence: str | None = None
+    position: int | None = None
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "same"
+
+
+class FunctionCheck(_Object, frozen=True):
+    """A version replay-checked against the function's runs in flight."""
+
+    function: str
+    version: int
+    runs: int
+    safe: int
+    diverges: int
+    diverging: list[ReplayResult] = []
+
+
+class TriggerChanges(_Object, frozen=True):
+    """What a function version's manifest `job.triggers` did to the triggers with source
+    "manifest" (each names its job). A webhook in `added` has its ingress `url`: shown
+    only here."""
+
+    added: list[Trigger] = []
+    changed: list[Trigger] = []
+    removed: list[Trigger] = []
+    unchanged: list[Trigger] = []
+
+
+class PromotedFunction(Function, frozen=True):
+    """What `functions.promote` returns: the function and, when any job is bound to it,
+    what the promoted manifest did to their triggers."""
+
+    triggers: TriggerChanges | None = None
+
+
+class JobWithTriggers(Job, frozen=True):
+    """What `jobs.create` and `jobs.update` return: the job and, when its function's live
+    manifest gave it triggers (or took some away), what changed."""
+
+    triggers: TriggerChanges | None = None
+
+
+class Fire(_Object, frozen=True):
+    at: datetime  # UTC
+    local: datetime | None = None  # in the trigger's timezone; None when that is UTC
+
+
+class TriggerFires(_Object, frozen=True):
+    id: str
+    schedule: str
+    timezone: str
+    catch_up: str
+    source: str
+    fires: list[Fire]
+
+
+class NextFires(_Object, frozen=True):
+    """The next fire times of each cron trigger of a job, from the database clock's `now`."""
+
+    job: str
+    now: datetime
+    triggers: list[TriggerFires]

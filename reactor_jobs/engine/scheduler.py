@@ -1,34 +1,63 @@
 """The scheduler loop of `reactor serve`: fires cron slots exactly once, on any number of
 nodes. A slot's run carries the idempotency key cron:<trigger>:<local slot time>, so the
-runs_idempotency index lets only one scheduler's fire through; `fired_through` on the
-trigger records how far the slots are handled (fire first, then advance: a crash between
-the two re-fires the same slots, which the key absorbs). Sleeps, retries and leases are
-the workers' (see worker.py)."""
+runs_idempotency index lets only one fire through, whatever happens; `fired_through` on the
+trigger records how far the slots are handled. Sleeps, retries and leases are the workers'
+(see worker.py).
+
+Each tick reads every cron trigger with the database clock's now and sleeps until the next
+slot of any trigger (at most `interval_ms`), so a slot fires within milliseconds of its time
+whatever the interval. The due triggers are taken with transaction-scoped advisory locks,
+skipping those another scheduler holds: the key already makes fires unique, the locks only
+keep schedulers from racing for the same slots (their inserts would wait on each other).
+In that transaction the slots' runs are appended (one statement per 500) and the triggers
+advanced, so fires and advance commit together; a crash rolls both back and frees the locks.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
 
 from reactor_jobs.engine import cron
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.errors import ConcurrencyError, ReactorError
+from reactor_jobs.engine.ids import new_id
+from reactor_jobs.engine.journal import AppendRequest
 from reactor_jobs.engine.runs import RunControl
+from reactor_jobs.engine.triggered import triggered_event
+from reactor_jobs.functions.records import ResolvedJob
 
 log = logging.getLogger("reactor_jobs.scheduler")
 
-CRON_TRIGGERS = """
-SELECT id, org, job, schedule, timezone, coalesce(catch_up, 'latest') AS catch_up,
-       coalesce(fired_through, created_at) AS fired_through, clock_timestamp() AS now
-  FROM _reactor_jobs.triggers WHERE kind = 'cron' ORDER BY id
+_COLUMNS = """t.id, t.org, t.job, t.schedule, t.timezone,
+       coalesce(t.catch_up, 'latest') AS catch_up,
+       coalesce(t.fired_through, t.created_at) AS fired_through, clock_timestamp() AS now"""
+CRON_TRIGGERS = f"""
+SELECT {_COLUMNS} FROM _reactor_jobs.triggers AS t WHERE t.kind = 'cron' ORDER BY t.id
+"""
+# The triggers of $1 that no other scheduler holds, locked until this transaction ends, as
+# they are now (another scheduler may have just advanced them).
+CRON_TRIGGERS_LOCK = f"""
+WITH mine AS (
+    SELECT id FROM unnest($1::text[]) AS id
+     WHERE pg_try_advisory_xact_lock(hashtextextended('reactor_jobs.cron/' || id, 0))
+)
+SELECT {_COLUMNS} FROM _reactor_jobs.triggers AS t JOIN mine USING (id)
+ WHERE t.kind = 'cron' ORDER BY t.id
 """
 ADVANCE = """
-UPDATE _reactor_jobs.triggers SET fired_through = $2
- WHERE id = $1 AND coalesce(fired_through, created_at) < $2
+UPDATE _reactor_jobs.triggers AS t SET fired_through = a.through
+  FROM unnest($1::text[], $2::timestamptz[]) AS a (id, through)
+ WHERE t.id = a.id AND coalesce(t.fired_through, t.created_at) < a.through
 """
+APPEND_CHUNK = 500  # runs per append statement
+
+Due = tuple[asyncpg.Record, list[datetime]]
 
 
 class Scheduler:
@@ -38,43 +67,85 @@ class Scheduler:
         self.tolerance = timedelta(seconds=max(2 * self.interval, 5))
 
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            wait = self.interval
+            started, wait = loop.time(), self.interval
             try:
                 wait = min(wait, await self.tick())
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("scheduler tick failed, retrying: %s", exc)
+            wait -= loop.time() - started  # the tick's own time counts against the wait
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.001))
 
     async def tick(self) -> float:
-        """Fire what is due; return the seconds until the next slot of any trigger."""
-        rows = await self.pool.fetch(CRON_TRIGGERS)
+        """Fire what is due; return the seconds (from the tick's start) until the next slot
+        of any trigger, at most the interval."""
         until_next = self.interval
-        for row in rows:
-            await self._fire_due(row)
-            upcoming = cron.next_fires(row["schedule"], row["timezone"], row["now"], 1)[0]
-            until_next = min(until_next, (upcoming - row["now"]).total_seconds())
+        due: list[asyncpg.Record] = []
+        for row in await self.pool.fetch(CRON_TRIGGERS):
+            schedule, timezone, now = row["schedule"], row["timezone"], row["now"]
+            # The first slot after fired_through: due when it is not in the future.
+            upcoming = cron.next_fires(schedule, timezone, row["fired_through"], 1)
+            if upcoming and upcoming[0] <= now:
+                due.append(row)
+                upcoming = cron.next_fires(schedule, timezone, now, 1)
+            if upcoming:
+                until_next = min(until_next, (upcoming[0] - now).total_seconds())
+        if due:
+            await self._fire_held(due)
         return until_next
 
-    async def _fire_due(self, row: asyncpg.Record) -> None:
-        slots = cron.due_slots(row["schedule"], row["timezone"], row["fired_through"], row["now"])
-        if not slots:
-            return
-        for slot in cron.to_fire(slots, row["catch_up"], row["now"], self.tolerance):
-            await self._fire(row, slot)
-        await self.pool.execute(ADVANCE, row["id"], slots[-1])
+    async def _fire_held(self, due: list[asyncpg.Record]) -> None:
+        jobs = {(row["org"], row["job"]): row for row in due}
+        resolved = {key: await self._resolve(row) for key, row in jobs.items()}
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [row["id"] for row in due]
+            held = [(row, _due(row)) for row in await conn.fetch(CRON_TRIGGERS_LOCK, ids)]
+            handled = [(row, slots) for row, slots in held if slots]
+            if not handled:
+                return
+            await self._fire(conn, handled, resolved)
+            ids = [row["id"] for row, _ in handled]
+            await conn.execute(ADVANCE, ids, [slots[-1] for _, slots in handled])
 
-    async def _fire(self, row: asyncpg.Record, slot: datetime) -> None:
+    async def _fire(
+        self,
+        conn: asyncpg.Connection,
+        handled: Sequence[Due],
+        jobs: dict[tuple[str, str], ResolvedJob | None],
+    ) -> None:
+        requests: list[AppendRequest] = []
+        for row, slots in handled:
+            resolved = jobs[row["org"], row["job"]]
+            if resolved is not None:
+                for slot in cron.to_fire(slots, row["catch_up"], row["now"], self.tolerance):
+                    requests.append(_request(resolved, row, slot))
+        for start in range(0, len(requests), APPEND_CHUNK):
+            chunk = requests[start : start + APPEND_CHUNK]
+            for outcome in await self.control.journal.append_many(chunk, conn):
+                # A ConcurrencyError is a slot fired before (its key exists): nothing to do.
+                if isinstance(outcome, ReactorError) and not isinstance(outcome, ConcurrencyError):
+                    raise outcome
+
+    async def _resolve(self, row: asyncpg.Record) -> ResolvedJob | None:
         try:
-            await self.control.trigger(
-                row["org"],
-                row["job"],
-                kind="cron",
-                source=row["id"],
-                scheduled_for=slot,
-                payload={"scheduled_for": slot.isoformat()},
-                idempotency_key=cron.slot_key(row["id"], slot, row["timezone"]),
-            )
+            return await self.control.registry.resolve(row["org"], row["job"])
         except ReactorError as exc:  # e.g. the job's function has no live version
-            log.warning("cron trigger %s: slot %s not fired: %s", row["id"], slot, exc)
+            log.warning("cron trigger %s: slots not fired: %s", row["id"], exc)
+            return None
+
+
+def _due(row: asyncpg.Record) -> list[datetime]:
+    return cron.due_slots(row["schedule"], row["timezone"], row["fired_through"], row["now"])
+
+
+def _request(resolved: ResolvedJob, row: asyncpg.Record, slot: datetime) -> AppendRequest:
+    trigger = ev.TriggerInfo(kind="cron", source=row["id"], scheduled_for=slot)
+    first = triggered_event(
+        resolved,
+        trigger=trigger,
+        payload={"scheduled_for": slot.isoformat()},
+        idempotency_key=cron.slot_key(row["id"], slot, row["timezone"]),
+    )
+    return AppendRequest(run_id=new_id("run"), events=[first], expected_position=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 import msgspec
@@ -44,6 +44,8 @@ from reactor_jobs.functions.records import (
     ResolvedJob,
     VersionInfo,
 )
+from reactor_jobs.triggers.manifest_sync import TriggerChanges, sync_job, wanted_triggers
+from reactor_jobs.triggers.reconcile import spec_of
 
 _POLICY_FIELDS = (
     "max_attempts",
@@ -54,6 +56,21 @@ _POLICY_FIELDS = (
     "timeout_ms",
 )
 _T = TypeVar("_T")
+
+
+class Promotion(NamedTuple):
+    """A promote: the live version, and what its manifest did to the jobs' triggers."""
+
+    version: int
+    triggers: TriggerChanges
+
+
+class JobBinding(NamedTuple):
+    """A job created or updated, and what its function's live manifest did to its triggers
+    (nothing unless the job was created or bound to another function)."""
+
+    job: JobInfo
+    triggers: TriggerChanges
 
 
 class Registry:
@@ -115,11 +132,25 @@ class Registry:
 
     async def promote(self, org: str, name: str, version: int | None = None) -> int:
         """Make a version (default: the latest) live; returns its number."""
-        live: int | None = await self._pool.fetchval(sql.VERSIONS_PROMOTE, org, name, version)
-        if live is None:
-            await self.get_function(org, name)
-            raise VersionNotFound(name, version)
-        return live
+        return (await self.promote_with_triggers(org, name, version)).version
+
+    async def promote_with_triggers(
+        self, org: str, name: str, version: int | None = None
+    ) -> Promotion:
+        """Make a version (default: the latest) live and, in the same transaction, make the
+        manifest triggers of every job bound to the function match its `job.triggers`."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(sql.FUNCTIONS_LOCK, org, name) is None:
+                raise FunctionNotFound(name)
+            live: int | None = await conn.fetchval(sql.VERSIONS_PROMOTE, org, name, version)
+            if live is None:
+                raise VersionNotFound(name, version)
+            raw = await conn.fetchval(sql.VERSIONS_MANIFEST, org, name, live)
+            wanted = wanted_triggers(msgspec.json.decode(raw, type=Manifest).job)
+            changes = TriggerChanges()
+            for job in await conn.fetch(sql.JOBS_OF_FUNCTION_LOCK, org, name):
+                changes += await sync_job(conn, org, job["name"], wanted)
+        return Promotion(live, changes)
 
     async def list_versions(self, org: str, name: str) -> list[VersionInfo]:
         rows = await self._pool.fetch(sql.VERSIONS_LIST, org, name)
@@ -151,6 +182,7 @@ class Registry:
                 f"says runtime {manifest.runtime!r}, the function's is {function.runtime!r}",
                 "$.runtime",
             )
+        _check_triggers(manifest)
         return manifest
 
     # Jobs
@@ -169,6 +201,34 @@ class Registry:
         timeout_ms: int | None = None,
     ) -> JobInfo:
         """Bind a job to a function; a policy setting left None follows the manifest."""
+        binding = await self.create_job_with_triggers(
+            org,
+            name,
+            function_name,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            initial_delay_ms=initial_delay_ms,
+            max_delay_ms=max_delay_ms,
+            max_concurrency=max_concurrency,
+            timeout_ms=timeout_ms,
+        )
+        return binding.job
+
+    async def create_job_with_triggers(
+        self,
+        org: str,
+        name: str,
+        function_name: str,
+        *,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        initial_delay_ms: int | None = None,
+        max_delay_ms: int | None = None,
+        max_concurrency: int | None = None,
+        timeout_ms: int | None = None,
+    ) -> JobBinding:
+        """Create a job (see create_job) with the manifest triggers of its function's live
+        version, if it has one, in one transaction."""
         check_name(name)
         overrides = PolicyOverrides(
             max_attempts=max_attempts,
@@ -180,13 +240,16 @@ class Registry:
         )
         check_overrides(overrides, self.limits)
         args = (org, name, function_name, *_policy_args(overrides))
-        try:
-            row = await self._pool.fetchrow(sql.JOBS_INSERT, *args)
-        except asyncpg.UniqueViolationError:
-            raise AlreadyExists("job", name) from None
-        except asyncpg.ForeignKeyViolationError:
-            raise FunctionNotFound(function_name) from None
-        return _convert(row, JobInfo)
+        async with self._pool.acquire() as conn, conn.transaction():
+            live = await _live_manifest_share(conn, org, function_name)
+            try:
+                row = await conn.fetchrow(sql.JOBS_INSERT, *args)
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists("job", name) from None
+            changes = TriggerChanges()
+            if live is not None:
+                changes = await sync_job(conn, org, name, wanted_triggers(live.job))
+        return JobBinding(_convert(row, JobInfo), changes)
 
     async def get_job(self, org: str, name: str) -> JobInfo:
         row = await self._pool.fetchrow(sql.JOBS_GET, org, name)
@@ -211,6 +274,34 @@ class Registry:
         timeout_ms: int | UnsetType | None = UNSET,
     ) -> JobInfo:
         """Change the given settings; None clears one back to the manifest's value."""
+        binding = await self.update_job_with_triggers(
+            org,
+            name,
+            function_name=function_name,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            initial_delay_ms=initial_delay_ms,
+            max_delay_ms=max_delay_ms,
+            max_concurrency=max_concurrency,
+            timeout_ms=timeout_ms,
+        )
+        return binding.job
+
+    async def update_job_with_triggers(
+        self,
+        org: str,
+        name: str,
+        *,
+        function_name: str | UnsetType = UNSET,
+        max_attempts: int | UnsetType | None = UNSET,
+        backoff: Backoff | UnsetType | None = UNSET,
+        initial_delay_ms: int | UnsetType | None = UNSET,
+        max_delay_ms: int | UnsetType | None = UNSET,
+        max_concurrency: int | UnsetType | None = UNSET,
+        timeout_ms: int | UnsetType | None = UNSET,
+    ) -> JobBinding:
+        """Update a job (see update_job); bound to another function, its manifest triggers
+        become that function's live manifest's (none while it has no live version)."""
         given: dict[str, Any] = {
             "function_name": function_name,
             "max_attempts": max_attempts,
@@ -225,14 +316,23 @@ class Registry:
             row = await conn.fetchrow(sql.JOBS_GET_FOR_UPDATE, org, name)
             if row is None:
                 raise JobNotFound(name)
-            job = msgspec.structs.replace(_convert(row, JobInfo), **changes)
+            before = _convert(row, JobInfo)
+            job = msgspec.structs.replace(before, **changes)
             check_overrides(job.overrides, self.limits)
+            rebound = job.function_name != before.function_name
+            live: Manifest | None = None
+            if rebound:
+                live = await _live_manifest_share(conn, org, job.function_name)
             try:
                 args = (org, name, job.function_name, *_policy_args(job.overrides))
                 row = await conn.fetchrow(sql.JOBS_UPDATE, *args)
             except asyncpg.ForeignKeyViolationError:
                 raise FunctionNotFound(job.function_name) from None
-        return _convert(row, JobInfo)
+            triggers = TriggerChanges()
+            if rebound:
+                wanted = wanted_triggers(live.job if live is not None else None)
+                triggers = await sync_job(conn, org, name, wanted)
+        return JobBinding(_convert(row, JobInfo), triggers)
 
     async def delete_job(self, org: str, name: str) -> None:
         if await self._pool.fetchval(sql.JOBS_DELETE, org, name) is None:
@@ -263,6 +363,30 @@ class Registry:
             policy=policy,
             manifest=manifest,
         )
+
+
+def _check_triggers(manifest: Manifest) -> None:
+    """The manifest's triggers as the API would take them, so a promote cannot refuse them."""
+    triggers = manifest.job.triggers if manifest.job is not None else []
+    for index, trigger in enumerate(triggers):
+        try:
+            spec_of(trigger)
+        except InvalidField as exc:
+            raise InvalidManifest(exc.reason, f"$.job.triggers[{index}].{exc.field}") from None
+
+
+async def _live_manifest_share(
+    conn: asyncpg.Connection, org: str, function_name: str
+) -> Manifest | None:
+    """The live version's manifest of a function (None: nothing promoted yet), its row
+    share-locked until the transaction ends so no promote runs meanwhile."""
+    row = await conn.fetchrow(sql.FUNCTIONS_SHARE, org, function_name)
+    if row is None:
+        raise FunctionNotFound(function_name)
+    if row["live_version"] is None:
+        return None
+    raw = await conn.fetchval(sql.VERSIONS_MANIFEST, org, function_name, row["live_version"])
+    return msgspec.json.decode(raw, type=Manifest)
 
 
 def _convert(row: asyncpg.Record, kind: type[_T], **replaced: Any) -> _T:

@@ -73,3 +73,15 @@ SELECT j.org, j.name, j.function_name, j.max_attempts, j.backoff, j.initial_dela
   LEFT JOIN _reactor_jobs.function_versions v
     ON v.org = f.org AND v.name = f.name AND v.version = f.live_version
  WHERE j.org = $1 AND j.name = $2"""
+# Manifest triggers (triggers/manifest_sync.py). A job create or rebind share-locks its
+# function's row, a promote locks it exclusively (FUNCTIONS_LOCK), so a job bound while a
+# version is being promoted gets that version's triggers, never the one before.
+# (Alone, not joined: a row lock that waited re-reads only the locked row, not a join.)
+FUNCTIONS_SHARE = """
+SELECT live_version FROM _reactor_jobs.functions WHERE org = $1 AND name = $2 FOR SHARE"""
+VERSIONS_MANIFEST = """
+SELECT manifest FROM _reactor_jobs.function_versions
+ WHERE org = $1 AND name = $2 AND version = $3"""
+JOBS_OF_FUNCTION_LOCK = """
+SELECT name FROM _reactor_jobs.jobs WHERE org = $1 AND function_name = $2
+ ORDER BY name FOR NO KEY UPDATE"""

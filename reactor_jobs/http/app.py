@@ -12,6 +12,7 @@ from reactor_jobs.auth.middleware import auth_middleware
 from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import Config
 from reactor_jobs.http import (
+    audit_routes,
     dlq_routes,
     events_routes,
     functions_routes,
@@ -32,9 +33,12 @@ from reactor_jobs.http.keys import (
     SHUTDOWN,
     TRIGGERS,
     WEBHOOK_GUARDS,
+    WEBHOOK_LIMITER,
+    WebhookGuard,
 )
 from reactor_jobs.http.objects import Health
 from reactor_jobs.http.openapi import build_document, openapi_json
+from reactor_jobs.http.ratelimit import TokenBuckets
 from reactor_jobs.http.requestlog import AccessLogger, add_request_id, request_id_middleware
 from reactor_jobs.http.routes import Route, public
 from reactor_jobs.node import Node
@@ -59,6 +63,7 @@ def routes() -> list[Route]:
         *jobs_routes.ROUTES,
         *triggers_routes.ROUTES,
         *runs_routes.ROUTES,
+        *audit_routes.ROUTES,
         *dlq_routes.ROUTES,
         *events_routes.ROUTES,
         *logs_sse.ROUTES,
@@ -75,7 +80,10 @@ def create_app(node: Node, config: Config) -> web.Application:
     app[NODE], app[CONFIG] = node, config
     app[TRIGGERS] = TriggerStore(node.pool)
     app[SHUTDOWN] = asyncio.Event()
-    app[WEBHOOK_GUARDS] = []
+    guards: list[WebhookGuard] = [webhooks.check_signature]
+    app[WEBHOOK_GUARDS] = guards
+    http = config.jobs.http
+    app[WEBHOOK_LIMITER] = TokenBuckets(http.webhook_rate_per_second, http.webhook_burst)
     table = routes()
     for route in table:
         assert route.handle is not None

@@ -3,6 +3,7 @@ tar.gz of function.json and code/, checked before it is stored), list versions, 
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
@@ -10,12 +11,14 @@ from reactor_jobs.functions.bundle import MAX_ARCHIVE_BYTES
 from reactor_jobs.functions.errors import VersionNotFound
 from reactor_jobs.functions.registry import Registry
 from reactor_jobs.http.bodies import decode_json, json_response, read_body
-from reactor_jobs.http.keys import NODE
+from reactor_jobs.http.keys import CONFIG, NODE
 from reactor_jobs.http.objects import (
     Function,
     FunctionCreate,
     FunctionList,
+    FunctionWithTriggers,
     Promote,
+    TriggerChanges,
     Version,
     VersionList,
 )
@@ -73,8 +76,13 @@ async def promote(request: web.Request, principal: Principal) -> web.Response:
     check_params(request, ())
     body = await decode_json(request, Promote, empty=b"{}")
     reg, name = registry(request), request.match_info["name"]
-    await reg.promote(principal.org, name, body.version)
-    return json_response(Function.of(await reg.get_function(principal.org, name)))
+    promoted = await reg.promote_with_triggers(principal.org, name, body.version)
+    function = Function.of(await reg.get_function(principal.org, name))
+    signed = request.app[CONFIG].jobs.webhook_secret is not None
+    triggers = TriggerChanges.of(promoted.triggers, signed=signed)
+    return json_response(
+        FunctionWithTriggers(**msgspec.structs.asdict(function), triggers=triggers)
+    )
 
 
 ROUTES: list[Route] = [
@@ -108,6 +116,11 @@ ROUTES: list[Route] = [
     authed(
         "POST", FUNCTION + "/promote", "admin", promote,
         summary="Make a version live (default: the latest)", tag="functions",
-        body=Promote, body_required=False, response=Function, errors=(404, 422),
+        body=Promote, body_required=False, response=FunctionWithTriggers, errors=(404, 422),
+        note="In the same transaction, the triggers with source `manifest` of every job bound "
+        "to the function are made to match the version's manifest `job.triggers`: added, "
+        "changed in place (same id; a webhook keeps its URL) and removed; triggers created "
+        "through the API are never touched. `triggers` tells what happened; a new webhook's "
+        "`url` is shown only there. Promoting the live version again changes nothing.",
     ),
 ]  # fmt: skip

@@ -9,10 +9,17 @@ from reactor_jobs.auth.principal import Principal
 from reactor_jobs.functions.errors import InvalidField, NotPromoted
 from reactor_jobs.functions.manifest import Policy
 from reactor_jobs.functions.records import JobInfo
-from reactor_jobs.functions.registry import Registry
+from reactor_jobs.functions.registry import JobBinding, Registry
 from reactor_jobs.http.bodies import decode_json, json_response
-from reactor_jobs.http.keys import NODE
-from reactor_jobs.http.objects import Job, JobCreate, JobList, JobUpdate
+from reactor_jobs.http.keys import CONFIG, NODE
+from reactor_jobs.http.objects import (
+    Job,
+    JobCreate,
+    JobList,
+    JobUpdate,
+    JobWithTriggers,
+    TriggerChanges,
+)
 from reactor_jobs.http.query import check_params
 from reactor_jobs.http.routes import Route, authed
 
@@ -35,12 +42,20 @@ async def job_view(reg: Registry, info: JobInfo) -> Job:
     return Job.of(info, policy)
 
 
+async def binding_view(request: web.Request, binding: JobBinding) -> JobWithTriggers:
+    """The job and, when its function's manifest changed its triggers, what it did."""
+    view = await job_view(registry(request), binding.job)
+    signed = request.app[CONFIG].jobs.webhook_secret is not None
+    triggers = TriggerChanges.of(binding.triggers, signed=signed)
+    return JobWithTriggers(**msgspec.structs.asdict(view), triggers=triggers)
+
+
 async def create_job(request: web.Request, principal: Principal) -> web.Response:
     check_params(request, ())
     body = await decode_json(request, JobCreate)
     reg = registry(request)
-    info = await reg.create_job(principal.org, **msgspec.structs.asdict(body))
-    return json_response(await job_view(reg, info), status=201)
+    binding = await reg.create_job_with_triggers(principal.org, **msgspec.structs.asdict(body))
+    return json_response(await binding_view(request, binding), status=201)
 
 
 async def list_jobs(request: web.Request, principal: Principal) -> web.Response:
@@ -62,8 +77,10 @@ async def update_job(request: web.Request, principal: Principal) -> web.Response
     body = await decode_json(request, JobUpdate, empty=b"{}")
     reg = registry(request)
     changes = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
-    info = await reg.update_job(principal.org, request.match_info["name"], **changes)
-    return json_response(await job_view(reg, info))
+    binding = await reg.update_job_with_triggers(
+        principal.org, request.match_info["name"], **changes
+    )
+    return json_response(await binding_view(request, binding))
 
 
 async def delete_job(request: web.Request, principal: Principal) -> web.Response:
@@ -76,8 +93,10 @@ ROUTES: list[Route] = [
     authed(
         "POST", JOBS, "admin", create_job,
         summary="Create a job bound to a function", tag="jobs",
-        status=201, body=JobCreate, response=Job, errors=(404, 409, 422),
-        note="Policy fields left out (or null) follow the function's manifest.",
+        status=201, body=JobCreate, response=JobWithTriggers, errors=(404, 409, 422),
+        note="Policy fields left out (or null) follow the function's manifest. When the "
+        "function has a live version, its manifest `job.triggers` become the job's triggers "
+        "with source `manifest`, listed in `triggers` (a new webhook's `url` only there).",
     ),
     authed("GET", JOBS, "member", list_jobs, summary="List jobs", tag="jobs", response=JobList),
     authed(
@@ -86,8 +105,10 @@ ROUTES: list[Route] = [
     ),
     authed(
         "PATCH", JOB, "admin", update_job,
-        summary="Update a job", tag="jobs", body=JobUpdate, response=Job,
+        summary="Update a job", tag="jobs", body=JobUpdate, response=JobWithTriggers,
         errors=(404, 422),
+        note="Bound to another function, the job's manifest triggers become that function's "
+        "live manifest's (none while it has no live version), listed in `triggers`.",
     ),
     authed(
         "DELETE", JOB, "admin", delete_job,

@@ -5,7 +5,7 @@ them, so the three cannot drift apart."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -13,6 +13,7 @@ from msgspec import UNSET, UnsetType
 from reactor_jobs.engine.runs import RunInfo
 from reactor_jobs.functions.manifest import Backoff, Policy, Runtime
 from reactor_jobs.functions.records import FunctionInfo, JobInfo, VersionInfo
+from reactor_jobs.triggers.manifest_sync import TriggerChanges as SyncedTriggers
 from reactor_jobs.triggers.store import Trigger as TriggerRecord
 
 
@@ -130,10 +131,12 @@ class Trigger(_Out, frozen=True):
 
 
 class CreatedTrigger(Trigger, frozen=True, omit_defaults=True):
-    """A trigger as its creation returns it: a webhook's ingress URL is shown only here
-    (and the field is absent for other kinds)."""
+    """A trigger as its creation returns it: a webhook's ingress URL is shown only here,
+    with `signed`: whether its requests must be signed (its own secret, or the server's
+    webhook_secret). Both fields are absent for other kinds; the secret is never returned."""
 
     url: str | None = None
+    signed: bool | None = None
 
 
 class DlqEntry(_Out, frozen=True):
@@ -203,8 +206,11 @@ class Version(_Out, frozen=True):
 
 
 class WebhookAccepted(_Out, frozen=True):
+    """`duplicate`: the webhook-id was delivered before; `run_id` is that first run's."""
+
     run_id: str
     status: str
+    duplicate: bool = False
 
 
 class Health(_Out, frozen=True):
@@ -247,3 +253,186 @@ class FunctionList(_Out, frozen=True):
 
 class VersionList(_Out, frozen=True):
     versions: list[Version]
+
+
+# Audit (http/audit_routes.py): time travel, diffs, lineage, replay checks
+
+VersionNumber = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ReplayRequest(_In, frozen=True):
+    """The version to replay on; default the run's own (pinned) version."""
+
+    version: VersionNumber | None = None
+
+
+class FunctionCheckRequest(_In, frozen=True):
+    version: VersionNumber
+
+
+class SleepAt(_Out, frozen=True):
+    wake_at: datetime
+    done: bool
+
+
+class RunStateAt(_Out, frozen=True):
+    """A run folded from its journal up to `position` (`head`: its latest position)."""
+
+    run_id: str
+    job: str
+    function: str
+    function_version: int
+    position: int
+    head: int
+    status: str
+    attempt: int
+    trigger_kind: str | None
+    steps: dict[str, Any]  # step key -> recorded output
+    state: dict[str, Any]
+    sleeps: dict[str, SleepAt]
+    emitted: list[str]  # event ids, in order
+    last_error: Any
+    output: Any
+    dlq_id: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    available_at: datetime | None
+    updated_at: datetime | None  # when the event at `position` was recorded
+    hash: str  # the hash chain's value at `position`, hex
+
+
+class StateChange(_Out, frozen=True):
+    """One field that differs: a RunStateAt field, or `steps.<key>`, `state.<key>`,
+    `sleeps.<key>` for one key of those maps (null: absent on that side)."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+class StateDiff(_Out, frozen=True):
+    run_id: str
+    from_: int = msgspec.field(name="from")
+    to: int
+    changes: list[StateChange]
+
+
+class Cause(_Out, frozen=True):
+    """What started a run: the trigger kind and id (`source`); for an event trigger the
+    event, its topic and the run (and job) that emitted it; for cron the slot."""
+
+    kind: str
+    source: str | None
+    event_id: str | None
+    topic: str | None
+    run_id: str | None
+    job: str | None
+    scheduled_for: datetime | None
+
+
+class LineageRun(_Out, frozen=True):
+    run_id: str
+    job: str
+    status: str
+    cause: Cause
+    caused: list[LineageRun]  # the runs its emitted events started, in order
+
+
+class ReplayResult(_Out, frozen=True):
+    """A replay check: `same` when the code makes the recorded decisions (steps, emits,
+    sleeps, in order, and the final output); else the first divergence and its position."""
+
+    run_id: str
+    job: str
+    version: int
+    outcome: Literal["same", "diverges"]
+    checked: int  # recorded decisions the code made again
+    recorded: int  # decisions in the recording
+    events: int  # journal events replayed
+    divergence: str | None
+    position: int | None
+    note: str | None
+
+
+class FunctionCheck(_Out, frozen=True):
+    """A version replayed against every run in flight (queued, running, sleeping, retrying)
+    of the function: how many it reproduces, and each diverging run's first divergence."""
+
+    function: str
+    version: int
+    runs: int
+    safe: int
+    diverges: int
+    diverging: list[ReplayResult]
+
+
+# Manifest triggers (applied on promote and job create) and cron previews
+
+
+class TriggerChanges(_Out, frozen=True):
+    """What a function version's manifest `job.triggers` did to the triggers with source
+    "manifest" of the jobs bound to it (each trigger names its job). A webhook in `added`
+    carries its ingress `url` (and `signed`): shown only here, never again."""
+
+    added: list[CreatedTrigger]
+    changed: list[Trigger]
+    removed: list[Trigger]
+    unchanged: list[Trigger]
+
+    @classmethod
+    def of(cls, changes: SyncedTriggers, *, signed: bool) -> TriggerChanges | None:
+        """None when there is nothing to tell; `signed`: the server has a webhook_secret
+        (a manifest webhook has no secret of its own)."""
+        if not changes:
+            return None
+        added = [
+            CreatedTrigger(
+                **msgspec.structs.asdict(Trigger.of(new.trigger)),
+                url=new.url,
+                signed=signed if new.url is not None else None,
+            )
+            for new in changes.added
+        ]
+        return cls(
+            added=added,
+            changed=[Trigger.of(t) for t in changes.changed],
+            removed=[Trigger.of(t) for t in changes.removed],
+            unchanged=[Trigger.of(t) for t in changes.unchanged],
+        )
+
+
+class JobWithTriggers(Job, frozen=True, omit_defaults=True):
+    """A created job, or one bound to another function: `triggers` is present when its
+    function's live manifest names any trigger or the job had manifest triggers."""
+
+    triggers: TriggerChanges | None = None
+
+
+class FunctionWithTriggers(Function, frozen=True, omit_defaults=True):
+    """A promoted function: `triggers` is present when a job bound to it has or gets
+    manifest triggers."""
+
+    triggers: TriggerChanges | None = None
+
+
+class Fire(_Out, frozen=True):
+    at: datetime  # UTC
+    local: datetime | None  # the same instant in the trigger's timezone; null when UTC
+
+
+class TriggerFires(_Out, frozen=True):
+    id: str
+    schedule: str
+    timezone: str
+    catch_up: Literal["latest", "skip", "all"]
+    source: Literal["api", "manifest"]
+    fires: list[Fire]
+
+
+class NextFires(_Out, frozen=True):
+    """The next fire times of each cron trigger of a job, from the database clock's `now`."""
+
+    job: str
+    now: datetime
+    triggers: list[TriggerFires]

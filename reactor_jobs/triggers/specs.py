@@ -9,6 +9,7 @@ import msgspec
 
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.functions.manifest import CatchUp, check_cron, check_timezone
+from reactor_jobs.triggers.signature import signing_key
 
 MAX_TOPIC_CHARS = 200
 MAX_SECRET_CHARS = 512
@@ -35,9 +36,13 @@ class EventSpec(_Spec, frozen=True, tag="event"):
 
 
 class WebhookSpec(_Spec, frozen=True, tag="webhook"):
-    """Fire on a POST to the trigger's ingress URL. `secret` is kept for signature checks."""
+    """Fire on a POST to the trigger's ingress URL. With a `secret` (write-only: never
+    returned), requests must be signed with it (triggers/signature.py)."""
 
     secret: str | None = None
+
+    def __repr__(self) -> str:
+        return f"WebhookSpec(secret={None if self.secret is None else '***'!r})"
 
 
 class ManualSpec(_Spec, frozen=True, tag="manual"):
@@ -67,4 +72,9 @@ def check_spec(spec: TriggerSpec) -> TriggerSpec:
     secret = spec.secret if isinstance(spec, WebhookSpec) else None
     if secret is not None and not 1 <= len(secret) <= MAX_SECRET_CHARS:
         raise InvalidField("secret", f"must be 1 to {MAX_SECRET_CHARS} characters")
+    if secret is not None:
+        try:
+            signing_key(secret)
+        except ValueError as exc:  # its message never quotes the secret
+            raise InvalidField("secret", str(exc)) from None
     return spec

@@ -40,7 +40,8 @@ _DELETE = """
 DELETE FROM _reactor_jobs.triggers WHERE org = $1 AND job = $2 AND id = $3 RETURNING id"""
 _JOB_EXISTS = "SELECT 1 FROM _reactor_jobs.jobs WHERE org = $1 AND name = $2"
 _BY_TOKEN = f"""
-SELECT {_COLUMNS} FROM _reactor_jobs.triggers WHERE token_hash = $1 AND kind = 'webhook'"""
+SELECT {_COLUMNS}, secret FROM _reactor_jobs.triggers
+ WHERE token_hash = $1 AND kind = 'webhook'"""
 
 
 class TriggerNotFound(NotFound):
@@ -62,6 +63,17 @@ class Trigger(msgspec.Struct, frozen=True, kw_only=True):
     topic: str | None
     source: str
     created_at: datetime
+
+
+class WebhookTrigger(Trigger, frozen=True, kw_only=True):
+    """A webhook trigger as the ingress sees it: with its signing secret (None: unsigned,
+    unless the server has a global one). The secret never appears in its repr."""
+
+    secret: str | None = None
+
+    def __repr__(self) -> str:
+        secret = None if self.secret is None else "***"
+        return f"WebhookTrigger(id={self.id!r}, job={self.job!r}, secret={secret!r})"
 
 
 class NewTrigger(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,9 +136,9 @@ class TriggerStore:
                 raise JobNotFound(job)
         raise TriggerNotFound(trigger_id)
 
-    async def find_webhook(self, token: str) -> Trigger | None:
+    async def find_webhook(self, token: str) -> WebhookTrigger | None:
         """The webhook trigger whose token this is, or None (also for malformed tokens)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN_CHARS:
             return None
         row = await self._pool.fetchrow(_BY_TOKEN, token_hash(token))
-        return None if row is None else msgspec.convert(dict(row), Trigger)
+        return None if row is None else msgspec.convert(dict(row), WebhookTrigger)

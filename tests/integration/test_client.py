@@ -84,7 +84,14 @@ async def test_the_spec_client_flow_from_deploy_to_emitted_event(api: Api, clien
     assert [r.id for r in runs] == [run.id] and runs.next_cursor is None
     journal = await client.jobs.runs.journal("process-order", run.id)
     assert journal[0].type == "Triggered" and journal[-1].type == "Completed"
-    assert [e.id for e in await client.jobs.triggers.list("process-order")] == [cron.id]
+    listed = await client.jobs.triggers.list("process-order")
+    assert [e.id for e in listed if e.source == "api"] == [cron.id]
+    # The bundle's manifest names a cron, an event and a webhook trigger: the job got them.
+    manifest = sorted(e.kind for e in listed if e.source == "manifest")
+    assert manifest == ["cron", "event", "webhook"]
+    assert job.triggers is not None and sorted(t.id for t in job.triggers.added) == sorted(
+        e.id for e in listed if e.source == "manifest"
+    )
 
 
 async def test_pages_idempotency_update_webhooks_and_the_dlq(api: Api, client: Client) -> None:

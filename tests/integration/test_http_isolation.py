@@ -52,6 +52,8 @@ def request_body(route: Route) -> dict[str, Any]:
         "update_job": {"max_attempts": 2},
         "trigger": {"payload": {"orderId": "ord_1"}},
         "promote": {"version": 1},
+        "check_function": {"version": 1},
+        "replay_run": {"version": 1},
     }
     return {"json": bodies[route.name]} if route.name in bodies else {}
 
@@ -81,6 +83,8 @@ async def test_another_orgs_objects_are_not_found_on_every_route(api: Api) -> No
         checked.append(route.name)
     assert await api.snapshot() == before
     assert len(checked) >= 19 and {"stream_logs", "retry_dlq", "deploy"} <= set(checked)
+    audit = {"run_state", "run_state_diff", "run_lineage", "replay_run", "check_function"}
+    assert audit <= set(checked)
 
 
 async def test_listings_show_another_org_nothing(api: Api) -> None:

@@ -92,3 +92,52 @@ async def test_catch_up_after_downtime_follows_the_policy(
         "SELECT now() - fired_through FROM _reactor_jobs.triggers WHERE id = 'trg_n'"
     )
     assert behind < timedelta(minutes=1)  # every missed slot counts as handled
+
+
+async def test_a_trigger_another_scheduler_holds_is_left_to_it(engine: Engine) -> None:
+    await engine.job("ticker")
+    await cron_trigger(engine, "trg_held", "ticker", "* * * * * *")
+    await cron_trigger(engine, "trg_free", "ticker", "* * * * * *")
+    await asyncio.sleep(1.1)  # a slot of each is due
+    scheduler = Scheduler(engine.pool, engine.control, interval_ms=100)
+    other = await engine.pool.acquire()
+    try:
+        async with other.transaction():  # what a scheduler firing trg_held holds
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('reactor_jobs.cron/' || $1, 0))",
+                "trg_held",
+            )
+            await scheduler.tick()
+            assert await fired_slots(engine, "trg_held") == []
+            assert len(await fired_slots(engine, "trg_free")) == 1
+    finally:
+        await engine.pool.release(other)
+    await scheduler.tick()
+    assert len(await fired_slots(engine, "trg_held")) == 1
+
+
+async def test_a_schedule_that_never_fires_does_not_stop_the_others(engine: Engine) -> None:
+    await engine.job("ticker")
+    await cron_trigger(engine, "trg_never", "ticker", "0 0 31 2 *")  # February 31st
+    await cron_trigger(engine, "trg_tick", "ticker", "* * * * * *")
+    await asyncio.sleep(1.1)
+    scheduler = Scheduler(engine.pool, engine.control, interval_ms=100)
+    assert 0 < await scheduler.tick() <= 0.1
+    assert len(await fired_slots(engine, "trg_tick")) == 1
+    assert await fired_slots(engine, "trg_never") == []
+
+
+async def test_a_job_that_cannot_run_skips_its_slots_and_the_rest_fire(engine: Engine) -> None:
+    await engine.registry.create_function(ORG, "unpromoted")
+    await engine.job("ticker")
+    await engine.registry.create_job(ORG, "stuck", "unpromoted")
+    await cron_trigger(engine, "trg_stuck", "stuck", "* * * * * *")
+    await cron_trigger(engine, "trg_tick", "ticker", "* * * * * *")
+    await asyncio.sleep(1.1)
+    await Scheduler(engine.pool, engine.control, interval_ms=100).tick()
+    assert len(await fired_slots(engine, "trg_tick")) == 1
+    assert await fired_slots(engine, "trg_stuck") == []
+    behind = await engine.pool.fetchval(
+        "SELECT now() - fired_through FROM _reactor_jobs.triggers WHERE id = 'trg_stuck'"
+    )
+    assert behind < timedelta(seconds=1)  # handled (not fired): no catch-up storm later
