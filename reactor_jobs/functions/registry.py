@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack
 
 import asyncpg
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from reactor_jobs.functions import registry_sql as sql
 from reactor_jobs.functions.bundle import read_manifest, validate_bundle
@@ -56,6 +55,23 @@ _POLICY_FIELDS = (
     "timeout_ms",
 )
 _T = TypeVar("_T")
+
+
+class PolicySettings(TypedDict, total=False):
+    """A job's own policy settings; None (or absent) follows the manifest."""
+
+    max_attempts: int | None
+    backoff: Backoff | None
+    initial_delay_ms: int | None
+    max_delay_ms: int | None
+    max_concurrency: int | None
+    timeout_ms: int | None
+
+
+class JobChanges(PolicySettings, total=False):
+    """What update_job may change: absent keys stay, None clears a setting."""
+
+    function_name: str
 
 
 class Promotion(NamedTuple):
@@ -188,56 +204,18 @@ class Registry:
     # Jobs
 
     async def create_job(
-        self,
-        org: str,
-        name: str,
-        function_name: str,
-        *,
-        max_attempts: int | None = None,
-        backoff: Backoff | None = None,
-        initial_delay_ms: int | None = None,
-        max_delay_ms: int | None = None,
-        max_concurrency: int | None = None,
-        timeout_ms: int | None = None,
+        self, org: str, name: str, function_name: str, **policy: Unpack[PolicySettings]
     ) -> JobInfo:
         """Bind a job to a function; a policy setting left None follows the manifest."""
-        binding = await self.create_job_with_triggers(
-            org,
-            name,
-            function_name,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            initial_delay_ms=initial_delay_ms,
-            max_delay_ms=max_delay_ms,
-            max_concurrency=max_concurrency,
-            timeout_ms=timeout_ms,
-        )
-        return binding.job
+        return (await self.create_job_with_triggers(org, name, function_name, **policy)).job
 
     async def create_job_with_triggers(
-        self,
-        org: str,
-        name: str,
-        function_name: str,
-        *,
-        max_attempts: int | None = None,
-        backoff: Backoff | None = None,
-        initial_delay_ms: int | None = None,
-        max_delay_ms: int | None = None,
-        max_concurrency: int | None = None,
-        timeout_ms: int | None = None,
+        self, org: str, name: str, function_name: str, **policy: Unpack[PolicySettings]
     ) -> JobBinding:
         """Create a job (see create_job) with the manifest triggers of its function's live
         version, if it has one, in one transaction."""
         check_name(name)
-        overrides = PolicyOverrides(
-            max_attempts=max_attempts,
-            backoff=backoff,
-            initial_delay_ms=initial_delay_ms,
-            max_delay_ms=max_delay_ms,
-            max_concurrency=max_concurrency,
-            timeout_ms=timeout_ms,
-        )
+        overrides = PolicyOverrides(**policy)
         check_overrides(overrides, self.limits)
         args = (org, name, function_name, *_policy_args(overrides))
         async with self._pool.acquire() as conn, conn.transaction():
@@ -260,64 +238,21 @@ class Registry:
     async def list_jobs(self, org: str) -> list[JobInfo]:
         return [_convert(row, JobInfo) for row in await self._pool.fetch(sql.JOBS_LIST, org)]
 
-    async def update_job(
-        self,
-        org: str,
-        name: str,
-        *,
-        function_name: str | UnsetType = UNSET,
-        max_attempts: int | UnsetType | None = UNSET,
-        backoff: Backoff | UnsetType | None = UNSET,
-        initial_delay_ms: int | UnsetType | None = UNSET,
-        max_delay_ms: int | UnsetType | None = UNSET,
-        max_concurrency: int | UnsetType | None = UNSET,
-        timeout_ms: int | UnsetType | None = UNSET,
-    ) -> JobInfo:
+    async def update_job(self, org: str, name: str, **changes: Unpack[JobChanges]) -> JobInfo:
         """Change the given settings; None clears one back to the manifest's value."""
-        binding = await self.update_job_with_triggers(
-            org,
-            name,
-            function_name=function_name,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            initial_delay_ms=initial_delay_ms,
-            max_delay_ms=max_delay_ms,
-            max_concurrency=max_concurrency,
-            timeout_ms=timeout_ms,
-        )
-        return binding.job
+        return (await self.update_job_with_triggers(org, name, **changes)).job
 
     async def update_job_with_triggers(
-        self,
-        org: str,
-        name: str,
-        *,
-        function_name: str | UnsetType = UNSET,
-        max_attempts: int | UnsetType | None = UNSET,
-        backoff: Backoff | UnsetType | None = UNSET,
-        initial_delay_ms: int | UnsetType | None = UNSET,
-        max_delay_ms: int | UnsetType | None = UNSET,
-        max_concurrency: int | UnsetType | None = UNSET,
-        timeout_ms: int | UnsetType | None = UNSET,
+        self, org: str, name: str, **changes: Unpack[JobChanges]
     ) -> JobBinding:
         """Update a job (see update_job); bound to another function, its manifest triggers
         become that function's live manifest's (none while it has no live version)."""
-        given: dict[str, Any] = {
-            "function_name": function_name,
-            "max_attempts": max_attempts,
-            "backoff": backoff,
-            "initial_delay_ms": initial_delay_ms,
-            "max_delay_ms": max_delay_ms,
-            "max_concurrency": max_concurrency,
-            "timeout_ms": timeout_ms,
-        }
-        changes = {field: value for field, value in given.items() if value is not UNSET}
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(sql.JOBS_GET_FOR_UPDATE, org, name)
             if row is None:
                 raise JobNotFound(name)
             before = _convert(row, JobInfo)
-            job = msgspec.structs.replace(before, **changes)
+            job = msgspec.structs.replace(before, **changes)  # absent keys: unchanged
             check_overrides(job.overrides, self.limits)
             rebound = job.function_name != before.function_name
             live: Manifest | None = None

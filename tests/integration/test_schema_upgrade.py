@@ -3,9 +3,9 @@ one, keeps its rows, and a database newer than the code is refused untouched."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,11 +13,26 @@ import pytest
 
 from reactor_jobs.database import connect, with_database
 from reactor_jobs.engine.errors import SchemaTooNew
-from reactor_jobs.engine.schema import SCHEMA_VERSION, current_version, migrate
+from reactor_jobs.engine.schema import SCHEMA_VERSION, current_version, migrate, schema_sql
 
 pytestmark = pytest.mark.integration
 
-V1 = Path(__file__).resolve().parent.parent / "schemas" / "v1.sql"
+# The version-1 part of the schema file: everything up to its version insert. Later
+# versions only append; the digest pins that part, so editing it (which would make a fresh
+# install differ from an upgraded one) fails here.
+V1_END = "INSERT INTO _reactor_jobs.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;\n"
+V1_SHA256 = "b4a72342bcb311b230e131b80f3920bd37c3014a82962730e95505443317c98a"
+
+
+def v1_schema() -> str:
+    text = schema_sql()
+    start = text.index("CREATE SCHEMA IF NOT EXISTS _reactor_jobs;")
+    return text[start : text.index(V1_END) + len(V1_END)]
+
+
+def test_the_version_1_part_of_the_schema_is_unchanged() -> None:
+    assert hashlib.sha256(v1_schema().encode()).hexdigest() == V1_SHA256
+
 
 # Everything a migration can change, as comparable text.
 _CATALOG = {
@@ -81,7 +96,7 @@ async def catalog(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
 async def test_an_upgraded_database_equals_a_fresh_one_and_keeps_its_rows(blank: Any) -> None:
     fresh, old = await blank(), await blank()
     assert await migrate(fresh) == SCHEMA_VERSION
-    await old.execute(V1.read_text("utf-8"))
+    await old.execute(v1_schema())
     assert await current_version(old) == 1
     await old.execute(
         "INSERT INTO _reactor_jobs.run_logs (org, job, run_id, attempt, level, message) "
