@@ -4,8 +4,11 @@ over it), so a crash never leaves half a file."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -64,6 +67,23 @@ def save_credentials(credentials: Credentials) -> Path:
             temporary.unlink()
         raise CredentialsError(f"cannot write {path}: {exc.strerror}") from None
     return path
+
+
+@contextlib.asynccontextmanager
+async def credentials_locked() -> AsyncIterator[None]:
+    """Hold an exclusive lock beside the credentials file (flock on `credentials.lock`):
+    processes that read, refresh and rewrite the stored tokens take turns."""
+    path = credentials_path().with_name("credentials.lock")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise CredentialsError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def remove_credentials() -> bool:

@@ -10,9 +10,15 @@ import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-from reactor_jobs.cli.credentials import Credentials, load_credentials, save_credentials
+from reactor_jobs.cli.credentials import (
+    Credentials,
+    credentials_locked,
+    load_credentials,
+    save_credentials,
+)
 from reactor_jobs.cli.output import Output
 from reactor_jobs.client import Client, Session, SignInRequired, UnauthorizedError, create_client
+from reactor_jobs.client.transport import Exchange
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 Handler = Callable[[argparse.Namespace, "Remote"], Awaitable[int]]
@@ -41,6 +47,25 @@ class Remote:
         elif mine and mine.access_token:
             self.loaded = Session(access_token=mine.access_token, refresh_token=mine.refresh_token)
             self.client.auth.set_session(self.loaded)
+            self.client.auth.on_refresh(self._refresh_shared)
+
+    async def _refresh_shared(self, held: Session, exchange: Exchange) -> Session:
+        """Refresh tokens that other `reactor` processes share: under the credentials lock,
+        use the stored refresh token if another process already replaced ours (ours is
+        spent), exchange it, and store the new pair at once, so a long `reactor jobs logs`
+        and the commands run beside it never present one refresh token twice (the server
+        would take that for theft and revoke the sign-in)."""
+        async with credentials_locked():
+            stored = load_credentials()
+            token = held.refresh_token
+            if stored and normalise(stored.url) == self.url and stored.refresh_token:
+                token = stored.refresh_token
+            if token is None:
+                raise SignInRequired()
+            fresh = await exchange(token)
+            self.store(fresh, stored.org if stored else self.org)
+        self.loaded = fresh
+        return fresh
 
     def _stored_url(self) -> str:
         return self.stored.url if self.stored else DEFAULT_URL

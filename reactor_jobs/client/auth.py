@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reactor_jobs.client.errors import UnauthorizedError
-from reactor_jobs.client.transport import Transport
+from reactor_jobs.client.transport import RefreshHook, Transport
 from reactor_jobs.client.types import Session, User
 
 
@@ -38,6 +38,12 @@ class Auth:
     async def refresh(self) -> Session:
         """New tokens for the refresh token; done automatically when a request gets a 401."""
         return await self._t.refresh()
+
+    def on_refresh(self, hook: RefreshHook | None) -> None:
+        """Route refreshes through `hook(session, exchange)`: for callers that share one
+        stored refresh token between processes (it is single-use), so they can serialise
+        the exchange and store its result; see the CLI's cli/remote.py."""
+        self._t.refresh_hook = hook
 
     async def user(self) -> User:
         """The signed-in user and the orgs they belong to, with their role in each."""

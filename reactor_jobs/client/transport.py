@@ -10,7 +10,7 @@ Nothing here logs, and no error message carries a token.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -30,11 +30,18 @@ STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60
 _UNSET: Any = object()
 
 
+Exchange = Callable[[str], Awaitable[Session]]
+# Given the session in use and the exchange (refresh token -> new session), return the
+# session to use from now on. Processes sharing stored tokens (the CLI) serialise here.
+RefreshHook = Callable[[Session, Exchange], Awaitable[Session]]
+
+
 class Transport:
     def __init__(self, url: str, *, token: str | None, org: str | None) -> None:
         self.url = url.rstrip("/")
         self.session: Session | None = Session(access_token=token) if token else None
         self.org = org
+        self.refresh_hook: RefreshHook | None = None
         self._http: aiohttp.ClientSession | None = None
         self._refreshing = asyncio.Lock()
 
@@ -171,11 +178,18 @@ class Transport:
 
     async def refresh(self) -> Session:
         """Trade the refresh token for new tokens (the old refresh token is revoked)."""
-        if self.session is None or self.session.refresh_token is None:
+        held = self.session
+        if held is None or held.refresh_token is None:
             raise SignInRequired()
-        body = {"refresh_token": self.session.refresh_token}
-        self.session = await self.decode(
-            Session, "POST", "/auth/v1/token", params={"grant_type": "refresh_token"},
-            json=body, auth=False,
-        )  # fmt: skip
+        if self.refresh_hook is not None:
+            self.session = await self.refresh_hook(held, self.exchange)
+        else:
+            self.session = await self.exchange(held.refresh_token)
         return self.session
+
+    async def exchange(self, refresh_token: str) -> Session:
+        """POST the refresh token for a new pair (the server revokes the one sent)."""
+        return await self.decode(
+            Session, "POST", "/auth/v1/token", params={"grant_type": "refresh_token"},
+            json={"refresh_token": refresh_token}, auth=False,
+        )  # fmt: skip

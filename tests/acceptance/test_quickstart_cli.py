@@ -144,7 +144,7 @@ async def test_the_quickstart_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     cron = await cli.ok(
         "jobs", "triggers", "create", "process-order", "--kind", "cron", "--schedule", "0 * * * *"
     )
-    assert field(cron.out, "kind") == "cron"
+    assert field(cron.out, "kind") == "cron" and field(cron.out, "catch_up") == "latest"
     triggered = await cli.ok(
         "jobs", "trigger", "process-order", "--payload", '{"orderId":"ord_123"}'
     )
@@ -198,7 +198,11 @@ async def test_webhooks_runs_logs_errors_and_logout(cli: Cli) -> None:
     printed: list[str] = []
     async with asyncio.timeout(20):
         while not any("Completed" in line for line in printed):
-            printed.append((await logs.stdout.readline()).decode())
+            line = (await logs.stdout.readline()).decode()
+            if not line:  # the follower exited: say why rather than spin
+                assert logs.stderr is not None
+                raise AssertionError(f"jobs logs ended: {printed} {await logs.stderr.read()!r}")
+            printed.append(line)
     assert any(accepted["run_id"] in line and "Triggered" in line for line in printed)
     logs.send_signal(signal.SIGINT)
     async with asyncio.timeout(10):
@@ -214,6 +218,13 @@ async def test_webhooks_runs_logs_errors_and_logout(cli: Cli) -> None:
     assert after_refresh["refresh_token"] != before["refresh_token"]
     assert after_refresh["org"] == before["org"] == "acme"
     assert (await cli.ok("jobs", "get", "process-order", "--json")).json["name"] == "process-order"
+
+    # Commands run side by side after the access token expired take turns refreshing (the
+    # refresh token is single-use; presenting it twice would revoke the sign-in).
+    await asyncio.sleep(ACCESS_TTL_S + 1)
+    side_by_side = await asyncio.gather(*(cli("jobs", "list") for _ in range(4)))
+    assert [r.code for r in side_by_side] == [0, 0, 0, 0], side_by_side
+    assert "process-order" in (await cli.ok("jobs", "list")).out
 
     missing = await cli("jobs", "runs", "get", "process-order", "run_nope")
     assert (missing.code, missing.out) == (1, "")
