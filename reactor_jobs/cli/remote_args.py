@@ -116,6 +116,11 @@ def _add_triggers(triggers: Commands) -> None:
     create.add_argument("--kind", required=True, choices=("cron", "webhook", "event", "manual"))
     create.add_argument("--schedule", help='cron only, e.g. "0 * * * *"')
     create.add_argument("--timezone", help="cron only (default UTC)")
+    create.add_argument(
+        "--catch-up", choices=("latest", "skip", "all"),
+        help="cron only: after downtime fire the latest missed slot (default), none, or all "
+        "(at most 100)",
+    )  # fmt: skip
     create.add_argument("--topic", help="event only")
     create.add_argument(
         "--secret-stdin", action="store_true",
@@ -182,16 +187,19 @@ def _page_args(parser: argparse.ArgumentParser) -> None:
 
 
 def check_remote_args(args: argparse.Namespace) -> None:
-    """What argparse cannot say: which trigger kinds take --schedule, --timezone, --topic,
-    --secret-stdin."""
+    """What argparse cannot say: which trigger kinds take --schedule, --timezone,
+    --catch-up, --topic, --secret-stdin."""
     if args.command != "jobs triggers create":
         return
     needs = {"cron": "schedule", "event": "topic"}.get(args.kind)
     if needs and getattr(args, needs) is None:
         args.subparser.error(f"--kind {args.kind} needs --{needs}")
-    allowed = {"cron": {"schedule", "timezone"}, "event": {"topic"}}.get(args.kind, set())
-    for option in ("schedule", "timezone", "topic"):
+    allowed = {"cron": {"schedule", "timezone", "catch_up"}, "event": {"topic"}}.get(
+        args.kind, set()
+    )
+    for option in ("schedule", "timezone", "catch_up", "topic"):
         if getattr(args, option) is not None and option not in allowed:
-            args.subparser.error(f"--{option} does not apply to --kind {args.kind}")
+            flag = option.replace("_", "-")
+            args.subparser.error(f"--{flag} does not apply to --kind {args.kind}")
     if args.secret_stdin and args.kind != "webhook":
         args.subparser.error(f"--secret-stdin does not apply to --kind {args.kind}")

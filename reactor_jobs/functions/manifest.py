@@ -7,11 +7,12 @@ camelCase; errors name the field by its JSON path (`$.job.retry.maxAttempts`).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from reactor_jobs.functions.errors import InvalidField, InvalidManifest, InvalidPolicy
 
@@ -167,6 +168,9 @@ def check_name(name: str, field: str = "name") -> None:
         raise InvalidField(field, f"must match {NAME_PATTERN.pattern}, got {name!r}")
 
 
+_CRON_PROBE_START = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def check_cron(schedule: str) -> str | None:
     """Why the cron schedule is invalid, or None when it parses."""
     fields = schedule.split()
@@ -174,6 +178,10 @@ def check_cron(schedule: str) -> str | None:
         return f"expected 5 fields (6 with seconds), got {len(fields)} in {schedule!r}"
     if not croniter.is_valid(schedule):
         return f"not a valid cron schedule: {schedule!r}"
+    try:  # e.g. "0 0 31 2 *": valid fields, but no such day
+        croniter(schedule, _CRON_PROBE_START).get_next(datetime)
+    except CroniterBadDateError:
+        return f"the cron schedule {schedule!r} never fires"
     return None
 
 

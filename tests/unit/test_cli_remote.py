@@ -80,6 +80,7 @@ def test_the_spec_commands_parse_as_spelled() -> None:
         assert args.remote and args.command.split()[0] == argv.split()[0]
     cron = ["jobs", "triggers", "create", "p", "--kind", "cron", "--schedule", "0 * * * *"]
     assert parser.parse_args(cron).schedule == "0 * * * *"
+    assert parser.parse_args([*cron, "--catch-up", "skip"]).catch_up == "skip"
     payload = ["jobs", "trigger", "p", "--payload", '{"orderId":"ord_123"}']
     assert parser.parse_args(payload).payload == {"orderId": "ord_123"}
 
@@ -90,6 +91,19 @@ def test_the_spec_commands_parse_as_spelled() -> None:
         ["jobs", "trigger", "p", "--payload", "{oops"],
         ["jobs", "triggers", "create", "p", "--kind", "cron"],
         ["jobs", "triggers", "create", "p", "--kind", "webhook", "--topic", "t"],
+        ["jobs", "triggers", "create", "p", "--kind", "event", "--topic", "t", "--catch-up", "all"],
+        [
+            "jobs",
+            "triggers",
+            "create",
+            "p",
+            "--kind",
+            "cron",
+            "--schedule",
+            "* * * * *",
+            "--catch-up",
+            "sometimes",
+        ],
         ["jobs", "dlq", "retry", "p"],
     ],
 )

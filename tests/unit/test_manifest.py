@@ -216,6 +216,13 @@ def test_six_field_cron_is_accepted_and_seven_refused() -> None:
     assert "got 7" in manifest_error(seven).reason
 
 
+def test_a_cron_schedule_that_never_fires_is_refused() -> None:
+    never = b'{"job": {"triggers": [{"kind": "cron", "schedule": "0 0 31 2 *"}]}}'
+    assert "never fires" in manifest_error(never).reason
+    leap_day = b'{"job": {"triggers": [{"kind": "cron", "schedule": "0 0 29 2 *"}]}}'
+    assert parse_manifest(leap_day).job is not None  # rare, but it fires
+
+
 def test_resolve_policy_takes_the_manifest_then_the_job() -> None:
     job = parse_manifest(SPEC_EXAMPLE.replace(b'"maxAttempts": 3', b'"maxAttempts": 7')).job
     from_manifest = resolve_policy(job)
