@@ -9,6 +9,7 @@ journal position: "position 7: recorded step `charge`, code asked for `refund`".
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -161,10 +162,21 @@ class ReplayContext:
             raise _RecordingEnds()  # still asleep in the recording
 
 
+REPLAY_TIMEOUT_S = 10.0
+
+
 async def replay_check(
-    records: Sequence[RecordedEvent], handler: Handler, *, version: int
+    records: Sequence[RecordedEvent],
+    handler: Handler,
+    *,
+    version: int,
+    timeout_s: float = REPLAY_TIMEOUT_S,
 ) -> ReplayReport:
-    """Run `handler` against the recorded history; report whether it decides the same."""
+    """Run `handler` against the recorded history; report whether it decides the same.
+
+    A replay never waits (steps return recorded outputs, sleeps return at once), so code
+    still running after `timeout_s` is waiting on something outside its steps: that is
+    reported as a divergence at the next recorded decision, and the code is cancelled."""
     final = fold(records)
     recorded = decisions(records)
     slept = {e.event.name for e in records if isinstance(e.event, ev.SleepCompleted)}
@@ -190,7 +202,18 @@ async def replay_check(
         )
 
     try:
-        result = await handler(request, {}, ctx)
+        async with asyncio.timeout(timeout_s):
+            result = await handler(request, {}, ctx)
+    except TimeoutError:
+        left = recorded[ctx.checked] if ctx.checked < len(recorded) else None
+        where = f"position {left.position}: " if left else ""
+        wanted = f"recorded {left.kind} `{left.name}`, but " if left else ""
+        return report(
+            False,
+            f"{where}{wanted}the code was still running after {timeout_s:g} s of replay "
+            "(it awaits something outside its steps)",
+            left.position if left else None,
+        )
     except _Diverged as d:
         return report(False, d.message, d.position)
     except _RecordingEnds:

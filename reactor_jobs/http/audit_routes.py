@@ -169,7 +169,9 @@ _REPLAY_NOTE = (
     "their recorded outputs and are not called, nothing is appended. `same` when the code "
     "makes the recorded decisions (steps, emits, sleeps in order, and the final output); "
     'otherwise `divergence` is the first difference, e.g. "position 7: recorded step '
-    "`charge`, code asked for step `refund`\". Needs admin: it runs the function's code."
+    "`charge`, code asked for step `refund`\". Code still running after 10 s of replay (it "
+    "awaits something outside its steps) is cut off and reported as a divergence. Needs "
+    "admin: it runs the function's code."
 )
 
 ROUTES: list[Route] = [

@@ -3,6 +3,7 @@ another; an altered export fails offline; time travel equals folding the prefix.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,8 @@ def variant(kind: str) -> Any:
 
     async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Response:
         payload = await request.json()
+        if kind == "hang":  # awaits something outside its steps
+            await asyncio.sleep(3600)
         if kind == "reorder":
             await ctx.step("charge", lambda: None)
         name = "check" if kind == "rename" else "validate"
@@ -59,6 +62,19 @@ def variant(kind: str) -> Any:
         return Response.json(answer)
 
     return fetch
+
+
+async def test_code_that_waits_outside_its_steps_is_cut_off_and_reported(
+    engine: Engine,
+) -> None:
+    run_id = await completed_quickstart(engine)
+    records = await engine.journal.read_stream(run_id)
+    report = await replay_check(records, variant("hang"), version=2, timeout_s=0.2)
+    assert not report.ok and report.position == 3
+    assert report.divergence == (
+        "position 3: recorded step `validate`, but the code was still running after 0.2 s "
+        "of replay (it awaits something outside its steps)"
+    )
 
 
 @pytest.mark.parametrize(
