@@ -71,6 +71,9 @@ def tree_lines(node: LineageRun, depth: int = 0) -> Iterator[str]:
     yield f"{indent}{node.run_id}  {node.job}  {node.status}  ← {cause}"
     for child in node.caused:
         yield from tree_lines(child, depth + 1)
+    if node.more:
+        yield "   " * depth + "└─ … (more below the depth limit: ask for the lineage of "
+        f"{node.run_id})"
 
 
 async def replay(args: argparse.Namespace, remote: Remote) -> int:

@@ -296,6 +296,7 @@ class LineageRun(_Object, frozen=True):
     status: str
     cause: Cause
     caused: list[LineageRun] = []
+    more: bool = False  # it caused runs below the server's depth limit, not listed
 
 
 class ReplayResult(_Object, frozen=True):

@@ -19,6 +19,10 @@ SELECT run_id FROM _reactor_jobs.journal
  WHERE org = $1 AND position = 1 AND (data -> 'trigger' ->> 'causation_run_id') = ANY($2::text[])
  ORDER BY global_position
 """
+_PARENTS = """
+SELECT DISTINCT data -> 'trigger' ->> 'causation_run_id' AS causation
+  FROM _reactor_jobs.journal WHERE org = $1 AND position = 1 AND run_id = ANY($2::text[])
+"""
 _EMITTERS = """
 SELECT event_id, topic, run_id, job FROM _reactor_jobs.events
  WHERE org = $1 AND event_id = ANY($2::text[])
@@ -40,6 +44,7 @@ class Node(msgspec.Struct, kw_only=True):
     status: str
     trigger: ev.TriggerInfo
     caused: list[Node] = msgspec.field(default_factory=list)
+    more: bool = False  # it caused runs below the depth limit, not listed
 
 
 async def lineage(pool: asyncpg.Pool, org: str, run_id: str, *, depth: int = 10) -> Node:
@@ -48,9 +53,14 @@ async def lineage(pool: asyncpg.Pool, org: str, run_id: str, *, depth: int = 10)
     if root is None:
         raise RunNotFound(run_id)
     level = [root]
-    for _ in range(depth):
+    for level_no in range(depth + 1):
         ids = [r[0] for r in await pool.fetch(_CAUSED, org, [n.run_id for n in level])]
         if not ids:
+            break
+        if level_no == depth:  # the tree stops here; say which leaves have more below
+            parents = {r["causation"] for r in await pool.fetch(_PARENTS, org, ids)}
+            for node in level:
+                node.more = node.run_id in parents
             break
         children = await _nodes(pool, org, ids)
         by_parent = {n.run_id: n for n in level}

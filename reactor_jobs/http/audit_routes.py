@@ -101,6 +101,7 @@ def lineage_view(node: Node, found: dict[str, Emitter]) -> LineageRun:
         status=node.status,
         cause=cause_view(node, found),
         caused=[lineage_view(child, found) for child in node.caused],
+        more=node.more,
     )
 
 
@@ -169,7 +170,7 @@ _REPLAY_NOTE = (
     "their recorded outputs and are not called, nothing is appended. `same` when the code "
     "makes the recorded decisions (steps, emits, sleeps in order, and the final output); "
     'otherwise `divergence` is the first difference, e.g. "position 7: recorded step '
-    "`charge`, code asked for step `refund`\". Code still running after 10 s of replay (it "
+    '`charge`, code asked for step `refund`". Code still running after 10 s of replay (it '
     "awaits something outside its steps) is cut off and reported as a divergence. Needs "
     "admin: it runs the function's code."
 )

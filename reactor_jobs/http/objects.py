@@ -337,6 +337,7 @@ class LineageRun(_Out, frozen=True):
     status: str
     cause: Cause
     caused: list[LineageRun]  # the runs its emitted events started, in order
+    more: bool  # true: it caused runs below the depth limit (10 levels), not listed
 
 
 class ReplayResult(_Out, frozen=True):

@@ -63,8 +63,11 @@ async def test_emit_fans_out_exactly_once_even_when_the_emitter_retries(engine: 
     )
     assert len(tx) == 1
     tree = await lineage(engine.pool, ORG, run.id)
-    assert [c.run_id for c in tree.caused] == [listener]
+    assert [c.run_id for c in tree.caused] == [listener] and not tree.more
     assert (await lineage(engine.pool, ORG, listener)).trigger.causation_run_id == run.id
+    # Cut at depth 0, the tree says there is more below instead of ending silently.
+    cut = await lineage(engine.pool, ORG, run.id, depth=0)
+    assert (cut.caused, cut.more) == ([], True)
 
 
 async def test_an_event_nobody_subscribes_to_stays_unconsumed(engine: Engine) -> None:
