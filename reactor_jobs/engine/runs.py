@@ -28,20 +28,15 @@ from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import AppendRequest, Journal
 from reactor_jobs.engine.triggered import triggered_event
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.projections.handlers import RUN_TIME_COLUMNS, project, resolve_now
 
 ADMITTED_KINDS = frozenset({"manual", "webhook"})
 TERMINAL = ("completed", "failed", "cancelled")
 
 _RUN = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND run_id = $2"
 _BY_KEY = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND job = $2 AND idempotency_key = $3"
-_ACTIVE = """
-SELECT (SELECT count(*) FROM _reactor_jobs.runs
-         WHERE org = $1 AND job = $2 AND status IN ('queued', 'sleeping', 'retrying')
-           AND available_at <= now())
-     + (SELECT count(*) FROM _reactor_jobs.runs
-         WHERE org = $1 AND job = $2 AND status = 'running')
-"""
 _DLQ = "SELECT * FROM _reactor_jobs.dlq WHERE org = $1 AND dlq_id = $2"
+_RECORDED_AT = "SELECT recorded_at FROM _reactor_jobs.journal WHERE run_id = $1 AND position = $2"
 _FIRST = "SELECT payload FROM _reactor_jobs.journal WHERE run_id = $1 AND position = 1"
 
 
@@ -132,11 +127,12 @@ class RunControl:
             existing = await self.pool.fetchrow(_BY_KEY, org, job, idempotency_key)
             if existing is not None:
                 return Admission(RunInfo.from_row(existing), created=False)
-        resolved = await self.registry.resolve(org, job)
         if kind in ADMITTED_KINDS:
-            active = await self.pool.fetchval(_ACTIVE, org, job)
+            resolved, active = await self.registry.resolve_admission(org, job)
             if active >= resolved.policy.max_concurrency:
                 raise ConcurrencyExceeded(job, resolved.policy.max_concurrency)
+        else:
+            resolved = await self.registry.resolve(org, job)
         trigger = ev.TriggerInfo(
             kind=kind,
             source=source,
@@ -161,7 +157,7 @@ class RunControl:
             row = await self.pool.fetchrow(_BY_KEY, org, job, idempotency_key)
             assert row is not None, "the idempotency key conflicted, so its run exists"
             return Admission(RunInfo.from_row(row), created=False)
-        return Admission(await self.get(org, run_id), created=True)
+        return Admission(await self._as_appended(None, run_id, 0, [first]), created=True)
 
     async def trigger_many(
         self, org: str, job: str, payloads: Sequence[Any], *, kind: str = "manual"
@@ -185,7 +181,7 @@ class RunControl:
 
     async def cancel(self, org: str, run_id: str, *, by: str | None = None) -> RunInfo:
         """Cancel a queued, sleeping, retrying or running run; a running one stops within ~1s."""
-        await self._append_if(
+        run = await self._append_if(
             org,
             run_id,
             lambda row: row["status"] not in TERMINAL,
@@ -193,7 +189,7 @@ class RunControl:
             [ev.Cancelled(by=by)],
         )
         await self.pool.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, run_id)
-        return await self.get(org, run_id)
+        return run
 
     async def retry(self, org: str, run_id: str, *, by: str | None = None) -> RunInfo:
         """Queue a failed run again; its completed steps stay cached."""
@@ -216,14 +212,13 @@ class RunControl:
         retried = ev.Retried(
             dlq_id=row["dlq_id"], by=by, max_attempts=row["attempt"] + first.max_attempts
         )
-        await self._append_if(
+        return await self._append_if(
             org,
             row["run_id"],
             lambda r: r["status"] == "failed",
             "cannot retry a {status} run",
             [retried],
         )
-        return await self.get(org, row["run_id"])
 
     async def _row(self, org: str, run_id: str) -> asyncpg.Record:
         row = await self.pool.fetchrow(_RUN, org, run_id)
@@ -233,15 +228,31 @@ class RunControl:
 
     async def _append_if(
         self, org: str, run_id: str, allowed: Any, refusal: str, events: list[ev.Event]
-    ) -> None:
-        """Append at the head the projection shows, re-reading if the run moves meanwhile."""
+    ) -> RunInfo:
+        """Append at the head the projection shows, re-reading if the run moves meanwhile;
+        return the run as this append left it."""
         for _ in range(20):
             row = await self._row(org, run_id)
             if not allowed(row):
                 raise InvalidState(refusal.format(status=row["status"]))
             try:
                 await self.journal.append(run_id, events, expected_position=row["last_position"])
-                return
             except ConcurrencyError:
                 continue
+            return await self._as_appended(row, run_id, row["last_position"], events)
         raise InvalidState(f"run {run_id} kept changing; try again")
+
+    async def _as_appended(
+        self, before: Mapping[str, Any] | None, run_id: str, head: int, events: list[ev.Event]
+    ) -> RunInfo:
+        """The run as these events, appended after position `head`, left it: the projection
+        handlers applied in Python at their recorded time (as a rebuild applies them), not
+        a re-read, which a worker claiming the run at once could already have moved on."""
+        recorded_at = await self.pool.fetchval(_RECORDED_AT, run_id, head + 1)
+        changes = project(run_id, head + 1, events)
+        patch = changes.new_run if changes.new_run is not None else changes.run_patch
+        patch = resolve_now(patch, recorded_at, RUN_TIME_COLUMNS)
+        for column in ("last_error", "output"):  # values; the row holds JSON text
+            if patch.get(column) is not None:
+                patch[column] = msgspec.json.encode(patch[column]).decode()
+        return RunInfo.from_row({**(before or {}), **patch})

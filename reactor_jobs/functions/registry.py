@@ -275,7 +275,17 @@ class Registry:
 
     async def resolve(self, org: str, job_name: str) -> ResolvedJob:
         """The job with its function's live version and effective policy."""
-        row = await self._pool.fetchrow(sql.JOBS_RESOLVE, org, job_name)
+        return self._resolved(
+            org, job_name, await self._pool.fetchrow(sql.JOBS_RESOLVE, org, job_name)
+        )
+
+    async def resolve_admission(self, org: str, job_name: str) -> tuple[ResolvedJob, int]:
+        """resolve(), and in the same round trip the job's runs that count against its
+        maxConcurrency when a manual or webhook trigger is admitted."""
+        row = await self._pool.fetchrow(sql.JOBS_RESOLVE_ADMISSION, org, job_name)
+        return self._resolved(org, job_name, row), row["active"]
+
+    def _resolved(self, org: str, job_name: str, row: asyncpg.Record | None) -> ResolvedJob:
         if row is None:
             raise JobNotFound(job_name)
         job = _convert(row, JobInfo)

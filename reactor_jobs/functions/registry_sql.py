@@ -73,6 +73,15 @@ SELECT j.org, j.name, j.function_name, j.max_attempts, j.backoff, j.initial_dela
   LEFT JOIN _reactor_jobs.function_versions v
     ON v.org = f.org AND v.name = f.name AND v.version = f.live_version
  WHERE j.org = $1 AND j.name = $2"""
+# Admission (RunControl.admit): the runs due or running now, against maxConcurrency.
+JOBS_RESOLVE_ADMISSION = f"""
+SELECT resolved.*,
+       (SELECT count(*) FROM _reactor_jobs.runs
+         WHERE org = $1 AND job = $2 AND status IN ('queued', 'sleeping', 'retrying')
+           AND available_at <= now())
+     + (SELECT count(*) FROM _reactor_jobs.runs
+         WHERE org = $1 AND job = $2 AND status = 'running') AS active
+  FROM ({JOBS_RESOLVE}) AS resolved"""
 # Manifest triggers (triggers/manifest_sync.py). A job create or rebind share-locks its
 # function's row, a promote locks it exclusively (FUNCTIONS_LOCK), so a job bound while a
 # version is being promoted gets that version's triggers, never the one before.
