@@ -1,4 +1,5 @@
-"""`python -m bench`: run the benchmarks on a throwaway database and print one table."""
+"""`python -m bench`: run the benchmarks, each group on a throwaway database of its own,
+and print one table."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import asyncio
 import os
 import platform
+
+import asyncpg
 
 from bench import audit, execution, journal
 from bench import cron as cron_bench
@@ -25,39 +28,49 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-async def main(args: argparse.Namespace) -> None:
-    notes: list[str] = []
-    async with bench_database() as pool:
-        version = await pool.fetchval("SHOW server_version")
-        sync = await pool.fetchval("SHOW synchronous_commit")
-        print(
-            f"Postgres {version} (synchronous_commit={sync}) at {server_url().split('@')[-1]}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}"
+GROUPS = ("journal", "execution", "http", "audit", "cron")
+
+
+async def _group(
+    name: str, pool: asyncpg.Pool, args: argparse.Namespace
+) -> tuple[list[Row], list[str]]:
+    """One group's figures and notes, on a database of its own."""
+    if name == "journal":
+        return [
+            *await journal.replay_figures(pool),
+            *await journal.append_figures(pool, args.seconds),
+        ], []
+    if name == "execution":
+        cfg = execution.Config(runs=args.runs, concurrency=args.concurrency, finished=args.finished)
+        more, notes = await execution.execution_figures(pool, cfg, args.seconds)
+        return list(more), notes
+    if name == "http":
+        more, notes = await http_bench.http_figures(
+            pool, http_bench.Config(seconds=args.http_seconds), args.seconds
         )
-        rows: list[Row] = [("figure", "measured", "goal", "met?")]
-        if args.only in (None, "journal"):
-            rows += await journal.replay_figures(pool)
-            rows += await journal.append_figures(pool, args.seconds)
-        if args.only in (None, "execution"):
-            cfg = execution.Config(
-                runs=args.runs, concurrency=args.concurrency, finished=args.finished
-            )
-            more, notes = await execution.execution_figures(pool, cfg, args.seconds)
+        return list(more), notes
+    if name == "audit":
+        return list(await audit.audit_figures(pool)), []
+    more, notes = await cron_bench.cron_figures(pool, cron_bench.Config(seconds=args.cron_seconds))
+    return list(more), notes
+
+
+async def main(args: argparse.Namespace) -> None:
+    rows: list[Row] = [("figure", "measured", "goal", "met?")]
+    notes: list[str] = []
+    for n, name in enumerate(g for g in GROUPS if args.only in (None, g)):
+        async with bench_database() as pool:  # each group starts from an empty database
+            if n == 0:
+                version = await pool.fetchval("SHOW server_version")
+                sync = await pool.fetchval("SHOW synchronous_commit")
+                print(
+                    f"Postgres {version} (synchronous_commit={sync}) at "
+                    f"{server_url().split('@')[-1]}; {os.cpu_count()} cores; "
+                    f"Python {platform.python_version()}"
+                )
+            more, more_notes = await _group(name, pool, args)
             rows += more
-        if args.only in (None, "http"):
-            more, http_notes = await http_bench.http_figures(
-                pool, http_bench.Config(seconds=args.http_seconds), args.seconds
-            )
-            rows += more
-            notes += http_notes
-        if args.only in (None, "audit"):
-            rows += await audit.audit_figures(pool)
-        if args.only in (None, "cron"):
-            more, cron_notes = await cron_bench.cron_figures(
-                pool, cron_bench.Config(seconds=args.cron_seconds)
-            )
-            rows += more
-            notes += cron_notes
+            notes += more_notes
     _print_table(rows)
     for note in notes:
         print(note)
@@ -66,9 +79,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each rate test")
-    parser.add_argument(
-        "--only", choices=("journal", "execution", "http", "audit", "cron"), help="run one group"
-    )
+    parser.add_argument("--only", choices=GROUPS, help="run one group")
     parser.add_argument("--runs", type=int, default=20_000, help="no-op runs in figures 1 and 5")
     parser.add_argument(
         "--concurrency", type=int, default=256, help="worker concurrency (figures 1, 2, 4, 5)"

@@ -47,7 +47,7 @@ from reactor_jobs.functions.runtime import Runtimes
 
 Row = tuple[str, str, str, str]
 
-ORG, JOB, EMAIL, PASSWORD = "bench", "http-noop", "bench@bench.test", "bench password 1"
+ORG, JOB, EMAIL, PASSWORD = "bench-http", "http-noop", "bench@bench.test", "bench password 1"
 CLIENTS = 16
 WORKERS = 32
 POLL_S = 0.002

@@ -45,13 +45,23 @@ class Cli:
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.env, self.cwd = env, cwd
         self.url = ""
+        self.started: list[asyncio.subprocess.Process] = []
 
     async def start(self, *args: str, stdin: bool = False) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "reactor_jobs.cli", *args, cwd=self.cwd, env=self.env,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        self.started.append(process)
+        return process
+
+    async def kill_leftovers(self) -> None:
+        """Processes a failed test left running (a log follower) must not outlive it."""
+        for process in self.started:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
     async def __call__(self, *args: str, stdin: str | None = None) -> Result:
         process = await self.start(*args, stdin=stdin is not None)
@@ -86,6 +96,7 @@ async def cli(db_url: str, tmp_path: Path) -> AsyncIterator[Cli]:
         yield cli
     finally:
         await _stop(server)
+        await cli.kill_leftovers()
 
 
 async def _listening(server: asyncio.subprocess.Process) -> str:
