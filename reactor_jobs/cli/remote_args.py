@@ -144,7 +144,8 @@ def _add_runs(runs: Commands) -> None:
     listed.add_argument("--since", metavar="TIME", help="created at or after (RFC 3339)")
     listed.add_argument("--until", metavar="TIME", help="created before (RFC 3339)")
     _page_args(listed)
-    actions = {"get": "show a run", "cancel": "cancel a run", "retry": "retry a failed run",
+    actions = {"get": "show a run", "cancel": "cancel a run",
+               "retry": "retry a failed or cancelled run",
                "journal": "a run's journal (its events and hash chain)"}  # fmt: skip
     for name, help in actions.items():
         one = _leaf(runs, name, f"jobs runs {name}", help)

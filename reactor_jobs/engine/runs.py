@@ -32,6 +32,7 @@ from reactor_jobs.projections.handlers import RUN_TIME_COLUMNS, project, resolve
 
 ADMITTED_KINDS = frozenset({"manual", "webhook"})
 TERMINAL = ("completed", "failed", "cancelled")
+RETRYABLE = ("failed", "cancelled")
 
 _RUN = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND run_id = $2"
 _BY_KEY = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND job = $2 AND idempotency_key = $3"
@@ -192,10 +193,13 @@ class RunControl:
         return run
 
     async def retry(self, org: str, run_id: str, *, by: str | None = None) -> RunInfo:
-        """Queue a failed run again; its completed steps stay cached."""
+        """Queue a failed or cancelled run again (the spec's fix for a run stuck in running:
+        cancel, then retry); its completed steps stay cached."""
         row = await self._row(org, run_id)
-        if row["status"] != "failed":
-            raise InvalidState(f"only a failed run can be retried; run {run_id} is {row['status']}")
+        if row["status"] not in RETRYABLE:
+            raise InvalidState(
+                f"only a failed or cancelled run can be retried; run {run_id} is {row['status']}"
+            )
         return await self._requeue(org, row, by)
 
     async def retry_dlq(self, org: str, dlq_id: str, *, by: str | None = None) -> RunInfo:
@@ -215,7 +219,7 @@ class RunControl:
         return await self._append_if(
             org,
             row["run_id"],
-            lambda r: r["status"] == "failed",
+            lambda r: r["status"] in RETRYABLE,
             "cannot retry a {status} run",
             [retried],
         )

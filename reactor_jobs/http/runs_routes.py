@@ -156,7 +156,7 @@ ROUTES: list[Route] = [
     ),
     authed(
         "POST", RUN + "/retry", "admin", retry_run,
-        summary="Retry a failed run; its completed steps stay cached", tag="runs",
+        summary="Retry a failed or cancelled run; its completed steps stay cached", tag="runs",
         response=Run, errors=(404, 409),
     ),
     authed(

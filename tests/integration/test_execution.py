@@ -130,6 +130,24 @@ async def test_cancel_stops_a_running_run_within_a_second(engine: Engine) -> Non
         await engine.control.cancel(ORG, run.id)
 
 
+async def test_a_stuck_run_is_cancelled_then_retried_as_the_spec_says(engine: Engine) -> None:
+    await engine.job("stuck")
+    engine.start_worker()
+    run = await engine.control.trigger(ORG, "stuck", payload={"mode": "slow", "seconds": 1})
+    while ("slow", 1) not in await engine.effects(run.id):
+        await asyncio.sleep(0.02)
+    await engine.control.cancel(ORG, run.id)
+    await engine.wait(run.id)
+    retried = await engine.control.retry(ORG, run.id)
+    assert (retried.status, retried.finished_at) == ("queued", None)
+    done = await engine.wait(run.id)
+    assert (done.status, done.output) == ("completed", "done")
+    # step "first" stayed cached; the interrupted step ran again on the retry
+    assert await engine.effects(run.id) == [("first", 1), ("slow", 1), ("slow", 2)]
+    with pytest.raises(InvalidState, match="only a failed or cancelled run"):
+        await engine.control.retry(ORG, run.id)
+
+
 async def test_cancel_of_a_queued_run(engine: Engine) -> None:
     await engine.job("idle")
     run = await engine.control.trigger(ORG, "idle", payload={"mode": "noop"})
