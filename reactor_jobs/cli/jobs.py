@@ -247,7 +247,7 @@ async def list_events(args: argparse.Namespace, remote: Remote) -> int:
 
 
 async def logs(args: argparse.Namespace, remote: Remote) -> int:
-    return await follow_logs(remote, args.name, args.last_event_id)
+    return await follow_logs(remote, args.name, args.last_event_id, args.run)
 
 
 COMMANDS: dict[str, Handler] = {

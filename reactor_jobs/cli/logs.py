@@ -33,11 +33,14 @@ def format_event(event: LogEvent) -> str:
     return "  ".join(parts)
 
 
-async def follow_logs(remote: Remote, name: str, last_event_id: str | None) -> int:
+async def follow_logs(
+    remote: Remote, name: str, last_event_id: str | None, run_id: str | None = None
+) -> int:
     announced = False
     while True:
         try:
-            async for event in remote.client.jobs.logs(name, last_event_id=last_event_id):
+            stream = remote.client.jobs.logs(name, last_event_id=last_event_id, run_id=run_id)
+            async for event in stream:
                 if remote.out.json_mode:
                     remote.out.line(msgspec.json.encode(event).decode())
                 else:

@@ -100,6 +100,7 @@ def _add_jobs(jobs: Commands) -> None:
     logs = _leaf(jobs, "logs", "jobs logs", "follow the job's live log (Ctrl-C to stop)")
     logs.add_argument("name", metavar="NAME")
     logs.add_argument("--last-event-id", metavar="ID", help="resume after it; 0-0-0: all")
+    logs.add_argument("--run", metavar="RUN_ID", help="only this run's events and lines")
     _add_triggers(_group(jobs, "triggers", "a job's triggers"))
     _add_runs(_group(jobs, "runs", "a job's runs"))
     _add_dlq(_group(jobs, "dlq", "a job's dead-letter queue"))

@@ -10,7 +10,7 @@ import builtins
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import msgspec
@@ -244,14 +244,20 @@ class Jobs:
         path = f"/jobs/v1/{seg(name)}/trigger"
         return await self._t.decode(Run, "POST", path, json={"payload": payload}, headers=headers)
 
-    async def logs(self, name: str, *, last_event_id: str | None = None) -> AsyncIterator[LogEvent]:
+    async def logs(
+        self, name: str, *, last_event_id: str | None = None, run_id: str | None = None
+    ) -> AsyncIterator[LogEvent]:
         """The job's live log: a RunEvent per journal event of its runs and a LogLine per
-        `ctx.log` line, from now (or after `last_event_id`; "0-0-0" replays everything).
-        Ends when the server closes the stream; resume with the last event's `.id`."""
+        `ctx.log` line, from now (or after `last_event_id`; "0-0-0" replays everything);
+        with `run_id`, only that run's. Ends when the server closes the stream; resume with
+        the last event's `.id`."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
-        async with self._t.stream(f"{job_path(name)}/logs", headers) as response:
+        path = f"{job_path(name)}/logs"
+        if run_id is not None:
+            path += "?" + urlencode({"run_id": run_id})
+        async with self._t.stream(path, headers) as response:
             async for message in messages(_chunks(response, self._t.url)):
                 kind = _LOG_EVENTS.get(message.event)
                 if kind is None:

@@ -126,6 +126,26 @@ async def test_run_events_and_log_lines_arrive_live_and_resume_after_last_event_
         ]
 
 
+async def test_a_run_filtered_stream_shows_only_that_run(api: Api) -> None:
+    await work_job(api)
+    api.engine.start_worker()
+    first, second = await trigger(api), await trigger(api)
+    await api.wait_run("work", second, ("completed",))
+    await api.wait_run("work", first, ("completed",))
+    headers = {**api.headers["member"], "Last-Event-ID": "0-0-0"}
+    url = f"{api.base}{LOGS}?run_id={second}"
+    async with api.session.get(url, headers=headers) as response:
+        assert response.status == 200
+        seen = await read_until(parse(response), completed(second))
+    assert {e.data["run_id"] for e in seen} == {second}
+    assert next(e.data["type"] for e in seen if e.event == "run") == "Triggered"
+    # another job's or another org's run is 404 before the stream starts
+    other = await api.call("GET", f"{LOGS}?run_id=run_nope", as_="member")
+    assert (other.status, other.error_code) == (404, "not_found")
+    foreign = await api.call("GET", f"{LOGS}?run_id={second}", as_="outsider")
+    assert foreign.status == 404
+
+
 async def test_a_stream_starts_at_now_and_refuses_a_bad_last_event_id(api: Api) -> None:
     await work_job(api)
     api.engine.start_worker()

@@ -81,6 +81,7 @@ def test_the_spec_commands_parse_as_spelled() -> None:
     cron = ["jobs", "triggers", "create", "p", "--kind", "cron", "--schedule", "0 * * * *"]
     assert parser.parse_args(cron).schedule == "0 * * * *"
     assert parser.parse_args([*cron, "--catch-up", "skip"]).catch_up == "skip"
+    assert parser.parse_args(["jobs", "logs", "p", "--run", "run_1"]).run == "run_1"
     payload = ["jobs", "trigger", "p", "--payload", '{"orderId":"ord_123"}']
     assert parser.parse_args(payload).payload == {"orderId": "ord_123"}
 
