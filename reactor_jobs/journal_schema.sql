@@ -313,6 +313,9 @@ ALTER TABLE _reactor_jobs.run_logs
     ADD COLUMN IF NOT EXISTS tx_id xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX IF NOT EXISTS run_logs_tx_order ON _reactor_jobs.run_logs (org, job, tx_id, id);
 DROP INDEX IF EXISTS _reactor_jobs.run_logs_by_job;
+-- One run's tail (?run_id=), in the same order.
+CREATE INDEX IF NOT EXISTS run_logs_run_tx_order ON _reactor_jobs.run_logs (run_id, tx_id, id);
+DROP INDEX IF EXISTS _reactor_jobs.run_logs_by_run;
 
 -- The admin listing of emitted events, newest first, all topics, paged by (emitted_at, id).
 CREATE INDEX IF NOT EXISTS events_by_org

@@ -24,3 +24,16 @@ async def test_claim_queries_use_the_partial_runnable_indexes(pool: asyncpg.Pool
     claim = await plan(pool, CLAIM, 10, ["acme"], ["job"])
     assert "runs_ready" in claim and "runs_running" in claim
     assert "runs_waiting" in await plan(pool, _NEXT_DUE)
+
+
+async def test_log_tails_events_listing_and_lineage_use_their_indexes(pool: asyncpg.Pool) -> None:
+    from reactor_jobs.engine.lineage import _CAUSED
+    from reactor_jobs.http.events_routes import _LIST
+    from reactor_jobs.http.logs_sse import _LOGS_JOB, _LOGS_RUN
+
+    assert "run_logs_tx_order" in await plan(pool, _LOGS_JOB, "acme", "job", "1", 0, 500)
+    one_run = await plan(pool, _LOGS_RUN, "acme", "job", "1", 0, 500, "run_1")
+    assert "run_logs_run_tx_order" in one_run
+    listing = await plan(pool, _LIST, "acme", None, False, None, None, 51)
+    assert "events_by_org" in listing
+    assert "journal_caused_by" in await plan(pool, _CAUSED, "acme", ["run_1"])
