@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
 
+from reactor_jobs.engine.ids import CRON_KEY_PREFIX
+
 MAX_CATCH_UP = 100
 MAX_SCAN = 10_000  # slots looked at per trigger and tick; a longer outage is not replayed
 _SECOND = timedelta(seconds=1)
@@ -39,7 +41,7 @@ def zone(timezone: str | None) -> ZoneInfo:
 def slot_key(trigger_id: str, slot: datetime, timezone: str | None) -> str:
     """The idempotency key of one fire: the trigger and the slot's local wall-clock time."""
     local = slot.astimezone(zone(timezone)).replace(tzinfo=None)
-    return f"cron:{trigger_id}:{local.isoformat()}"
+    return f"{CRON_KEY_PREFIX}{trigger_id}:{local.isoformat()}"
 
 
 def fire_instant(local: datetime, tz: ZoneInfo) -> datetime:

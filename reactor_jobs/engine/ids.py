@@ -17,3 +17,15 @@ def ulid(now_ms: int | None = None) -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{ulid()}"
+
+
+# Idempotency keys the engine makes for its own fires: one per cron slot, one per webhook
+# delivery. A caller's key may not start with these, or it could answer for a fire ahead.
+CRON_KEY_PREFIX = "cron:"
+WEBHOOK_KEY_PREFIX = "webhook:"
+ENGINE_KEY_PREFIXES = (CRON_KEY_PREFIX, WEBHOOK_KEY_PREFIX)
+
+
+def webhook_key(trigger_id: str, message_id: str) -> str:
+    """The idempotency key of a webhook delivery: its trigger and its webhook-id."""
+    return f"{WEBHOOK_KEY_PREFIX}{trigger_id}:{message_id}"

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.engine.errors import RunNotFound
+from reactor_jobs.engine.ids import ENGINE_KEY_PREFIXES
 from reactor_jobs.engine.journal import export_line
 from reactor_jobs.engine.runs import RunControl, RunInfo
 from reactor_jobs.functions.errors import InvalidField, JobNotFound
@@ -27,7 +28,6 @@ STATUSES = ("queued", "running", "sleeping", "retrying", "completed", "failed", 
 RUNS = JOB + "/runs"
 RUN = RUNS + "/{id}"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
-WEBHOOK_KEY_PREFIX = "webhook:"
 
 _JOB_EXISTS = "SELECT 1 FROM _reactor_jobs.jobs WHERE org = $1 AND name = $2"
 # Newest first by (created_at, run_id): the runs_by_job index, read backwards from the cursor.
@@ -62,9 +62,10 @@ async def trigger(request: web.Request, principal: Principal) -> web.Response:
     name, key = request.match_info["name"], request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.fullmatch(key):
         raise InvalidField("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
-    if key is not None and key.startswith(WEBHOOK_KEY_PREFIX):
-        # webhook deliveries' keys: a manual trigger must not answer for one in advance
-        raise InvalidField("Idempotency-Key", f"must not start with {WEBHOOK_KEY_PREFIX}")
+    if key is not None and key.startswith(ENGINE_KEY_PREFIXES):
+        # cron slots' and webhook deliveries' keys: a manual trigger must not pre-empt one
+        reserved = " or ".join(ENGINE_KEY_PREFIXES)
+        raise InvalidField("Idempotency-Key", f"must not start with {reserved}")
     run, created = await control(request).admit(
         principal.org, name, payload=body.payload, idempotency_key=key, kind="manual"
     )

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from reactor_jobs.engine.errors import NotFound
+from reactor_jobs.engine.ids import webhook_key
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.http.bodies import decode_bytes, json_response, read_body
 from reactor_jobs.http.keys import CONFIG, NODE, TRIGGERS, WEBHOOK_GUARDS, WEBHOOK_LIMITER
@@ -118,7 +119,7 @@ async def ingress(request: web.Request) -> web.Response:
         payload=payload,
         kind="webhook",
         source=trigger.id,
-        idempotency_key=None if delivery is None else f"webhook:{trigger.id}:{delivery}",
+        idempotency_key=None if delivery is None else webhook_key(trigger.id, delivery),
         headers={**safe_headers(request.headers), **extra},
         content_type=content_type,
     )

@@ -41,10 +41,11 @@ async def test_an_idempotency_key_returns_the_first_run_with_200(api: Api) -> No
     assert await api.journal_rows() == rows
     other = await api.call("POST", "/jobs/v1/work/trigger", headers={"Idempotency-Key": "o-8"})
     assert other.status == 201 and other.json["id"] != first.json["id"]
-    # webhook deliveries' keys are reserved: a member cannot pre-empt one
-    reserved = await api.call("POST", "/jobs/v1/work/trigger",
-                              headers={"Idempotency-Key": "webhook:trg_1:msg_1"})  # fmt: skip
-    assert reserved.status == 422 and "Idempotency-Key" in reserved.json["error"]["message"]
+    # cron slots' and webhook deliveries' keys are reserved: a member cannot pre-empt one
+    for engine_key in ("webhook:trg_1:msg_1", "cron:trg_1:2026-12-01T00:00:00"):
+        reserved = await api.call("POST", "/jobs/v1/work/trigger",
+                                  headers={"Idempotency-Key": engine_key})  # fmt: skip
+        assert reserved.status == 422 and "Idempotency-Key" in reserved.json["error"]["message"]
     assert await api.journal_rows() == rows + 1  # only o-8's Triggered
 
 
