@@ -19,6 +19,7 @@ SELECT r.run_id FROM _reactor_jobs.runs AS r
    AND r.status IN ('queued', 'running', 'sleeping', 'retrying')
  ORDER BY r.created_at
 """
+_CHECK_BATCH = 200
 _OWNED = "SELECT 1 FROM _reactor_jobs.runs WHERE org = $1 AND run_id = $2"
 
 
@@ -52,10 +53,13 @@ class Auditor:
     async def check_function(self, org: str, function: str, version: int) -> FunctionCheck:
         """Would promoting `version` be safe for the runs in flight on this function?"""
         handler = await self.runtimes.load(await self.registry.get_version(org, function, version))
+        in_flight = [r["run_id"] for r in await self.journal.pool.fetch(_IN_FLIGHT, org, function)]
         reports = []
-        for (run_id,) in await self.journal.pool.fetch(_IN_FLIGHT, org, function):
-            records = await self.journal.read_stream(run_id)
-            reports.append(await replay_check(records, handler, version=version))
+        for start in range(0, len(in_flight), _CHECK_BATCH):  # one read per batch of runs
+            chunk = in_flight[start : start + _CHECK_BATCH]
+            streams = await self.journal.read_streams(chunk)
+            for run_id in chunk:
+                reports.append(await replay_check(streams[run_id], handler, version=version))
         diverging = sum(not r.ok for r in reports)
         return FunctionCheck(
             function=function,

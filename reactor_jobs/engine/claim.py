@@ -17,7 +17,13 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.journal import AppendRequest, Journal, RecordedEvent, to_recorded
+from reactor_jobs.engine.journal import (
+    READ_STREAMS,
+    AppendRequest,
+    Journal,
+    RecordedEvent,
+    to_recorded,
+)
 
 _RUNNABLE = "status IN ('queued', 'sleeping', 'retrying')"
 
@@ -71,12 +77,6 @@ ranked AS (
 SELECT run_id, status, attempt, last_position, sleep_name, now() AS db_now
   FROM ranked WHERE rank + running <= max_concurrency
  ORDER BY available_at LIMIT $1
-"""
-
-READ_STREAMS = """
-SELECT global_position, run_id, position, org, type, version, recorded_at, prev_hash, hash,
-       payload
-  FROM _reactor_jobs.journal WHERE run_id = ANY($1::text[]) ORDER BY run_id, position
 """
 
 

@@ -72,6 +72,11 @@ _READ_STREAM = f"""
 SELECT {_COLUMNS} FROM _reactor_jobs.journal
  WHERE run_id = $1 AND position > $2 ORDER BY position
 """
+# Several whole streams at once (a claim's runs, a function check's runs in flight).
+READ_STREAMS = f"""
+SELECT {_COLUMNS} FROM _reactor_jobs.journal
+ WHERE run_id = ANY($1::text[]) ORDER BY run_id, position
+"""
 # Rows of transactions older than every running one are final: no event can still commit
 # among them, so walking (tx_id, global_position) below that horizon never skips one.
 _READ_ALL = f"""
@@ -368,6 +373,15 @@ class Journal:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_READ_STREAM, run_id, after)
         return to_recorded(rows)
+
+    async def read_streams(self, run_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+        """Whole streams of these runs in one read, by run (a run with none is absent)."""
+        streams: dict[str, list[RecordedEvent]] = {}
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(READ_STREAMS, list(run_ids))
+        for rec in to_recorded(rows):
+            streams.setdefault(rec.run_id, []).append(rec)
+        return streams
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """Events after global position `after` (one this returned), in commit-safe order.
