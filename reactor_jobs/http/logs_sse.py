@@ -41,50 +41,53 @@ BATCH = 500
 _CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})-([0-9]{1,20})-([0-9]{1,20})")
 _FROM_START = "0-0-0"
 
-# One snapshot gives both the horizon and the rows below it; with no rows the horizon
-# alone comes back, and the cursor moves up to it (nothing below it can still appear).
-_JOURNAL = """
+# One snapshot gives both the horizon and the rows below it, in (tx, seq) order after the
+# cursor; with no rows the horizon alone comes back, and the cursor moves up to it (nothing
+# below it can still appear). A stream of one run (?run_id=) adds a condition the
+# (run_id, …) indexes serve, as a statement of its own so neither plan covers both cases.
+_TAIL = """
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT horizon.xmin::text AS horizon, e.*
+SELECT horizon.xmin::text AS horizon, t.*
   FROM horizon LEFT JOIN LATERAL (
-    SELECT j.tx_id::text AS tx, j.global_position, j.run_id, j.position, j.type,
-           j.recorded_at, j.payload
-      FROM _reactor_jobs.journal AS j JOIN _reactor_jobs.runs AS r USING (run_id)
-     WHERE r.org = $1 AND r.job = $2{RUN}
-       AND (j.tx_id, j.global_position) > ($3::text::xid8, $4::bigint)
-       AND j.tx_id < horizon.xmin
-     ORDER BY j.tx_id, j.global_position
+    SELECT {tx}::text AS tx, {seq} AS seq, {columns}
+      FROM {source}
+     WHERE {owner}{run}
+       AND ({tx}, {seq}) > ($3::text::xid8, $4::bigint) AND {tx} < horizon.xmin
+     ORDER BY {tx}, {seq}
      LIMIT $5
-  ) AS e ON true"""
-_LOGS = """
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT horizon.xmin::text AS horizon, l.*
-  FROM horizon LEFT JOIN LATERAL (
-    SELECT tx_id::text AS tx, id, run_id, attempt, step, level, message, fields, at
-      FROM _reactor_jobs.run_logs
-     WHERE org = $1 AND job = $2{RUN}
-       AND (tx_id, id) > ($3::text::xid8, $4::bigint) AND tx_id < horizon.xmin
-     ORDER BY tx_id, id
-     LIMIT $5
-  ) AS l ON true"""
+  ) AS t ON true"""
+_JOURNAL = {
+    "tx": "j.tx_id", "seq": "j.global_position",
+    "columns": "j.run_id, j.position, j.type, j.recorded_at, j.payload",
+    "source": "_reactor_jobs.journal AS j JOIN _reactor_jobs.runs AS r USING (run_id)",
+    "owner": "r.org = $1 AND r.job = $2",
+}  # fmt: skip
+_LOGS = {
+    "tx": "tx_id", "seq": "id",
+    "columns": "run_id, attempt, step, level, message, fields, at",
+    "source": "_reactor_jobs.run_logs", "owner": "org = $1 AND job = $2",
+}  # fmt: skip
+_JOURNAL_JOB = _TAIL.format(**_JOURNAL, run="")
+_JOURNAL_RUN = _TAIL.format(**_JOURNAL, run=" AND j.run_id = $6")
+_LOGS_JOB = _TAIL.format(**_LOGS, run="")
+_LOGS_RUN = _TAIL.format(**_LOGS, run=" AND run_id = $6")
 _START = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx"
-# A stream of one run (?run_id=) adds a condition the (run_id, …) indexes serve; separate
-# statements, so neither plan has to cover both cases.
-_JOURNAL_JOB, _JOURNAL_RUN = (
-    _JOURNAL.replace("{RUN}", ""),
-    _JOURNAL.replace("{RUN}", " AND j.run_id = $6"),
-)
-_LOGS_JOB, _LOGS_RUN = _LOGS.replace("{RUN}", ""), _LOGS.replace("{RUN}", " AND run_id = $6")
+
+
+class Mark(msgspec.Struct, frozen=True):
+    """A place in one of the two orders: (writing transaction, position within the kind)."""
+
+    tx: int
+    seq: int
 
 
 class Cursor(msgspec.Struct, frozen=True):
-    tx: int
-    position: int
-    log_tx: int
-    log_id: int
+    journal: Mark
+    logs: Mark
 
     def __str__(self) -> str:
-        return f"{self.tx}-{self.position}-{self.log_tx}-{self.log_id}"
+        j, log = self.journal, self.logs
+        return f"{j.tx}-{j.seq}-{log.tx}-{log.seq}"
 
 
 class _Detail(msgspec.Struct, frozen=True):
@@ -115,11 +118,12 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
 
 def parse_cursor(text: str) -> Cursor:
     if text.strip() == _FROM_START:
-        return Cursor(0, 0, 0, 0)
+        return Cursor(Mark(0, 0), Mark(0, 0))
     match = _CURSOR.fullmatch(text.strip())
     if match is None:
         raise InvalidField("Last-Event-ID", "not an event id this stream sent")
-    return Cursor(*(int(part) for part in match.groups()))
+    tx, seq, log_tx, log_seq = (int(part) for part in match.groups())
+    return Cursor(Mark(tx, seq), Mark(log_tx, log_seq))
 
 
 class Tail:
@@ -131,50 +135,52 @@ class Tail:
         self.pool, self.org, self.job, self.cursor = pool, org, job, cursor
         self.only: tuple[str, ...] = () if run_id is None else (run_id,)
 
+    async def _read(
+        self, conn: asyncpg.Connection, sql: str, mark: Mark
+    ) -> tuple[list[tuple[Mark, asyncpg.Record]], Mark]:
+        """The rows after `mark` with each one's mark, and where the next read starts."""
+        rows = await conn.fetch(sql, self.org, self.job, str(mark.tx), mark.seq, BATCH, *self.only)
+        found = [(Mark(int(r["tx"]), r["seq"]), r) for r in rows if r["tx"] is not None]
+        last = found[-1][0] if found else mark
+        horizon = int(rows[0]["horizon"])
+        if len(found) < BATCH and horizon > last.tx:
+            last = Mark(horizon, 0)
+        return found, last
+
     async def run_events(self, conn: asyncpg.Connection) -> list[tuple[str, RunEvent]]:
-        c = self.cursor
+        logs = self.cursor.logs
         sql = _JOURNAL_RUN if self.only else _JOURNAL_JOB
-        rows = await conn.fetch(sql, self.org, self.job, str(c.tx), c.position, BATCH, *self.only)
+        found, last = await self._read(conn, sql, self.cursor.journal)
         out: list[tuple[str, RunEvent]] = []
-        for row in rows:
-            if row["tx"] is None:
-                continue
+        for mark, row in found:
             detail = msgspec.json.decode(row["payload"], type=_Detail)
-            c = Cursor(int(row["tx"]), row["global_position"], c.log_tx, c.log_id)
             event = RunEvent(
                 run_id=row["run_id"], position=row["position"], type=row["type"],
                 recorded_at=row["recorded_at"], attempt=detail.attempt, error=detail.error,
             )  # fmt: skip
-            out.append((str(c), event))
-        if len(out) < BATCH and int(rows[0]["horizon"]) > c.tx:
-            c = Cursor(int(rows[0]["horizon"]), 0, c.log_tx, c.log_id)
-        self.cursor = c
+            out.append((str(Cursor(mark, logs)), event))
+        self.cursor = Cursor(last, logs)
         return out
 
     async def log_lines(self, conn: asyncpg.Connection) -> list[tuple[str, LogLine]]:
-        c = self.cursor
-        sql = _LOGS_RUN if self.only else _LOGS_JOB
-        rows = await conn.fetch(sql, self.org, self.job, str(c.log_tx), c.log_id, BATCH, *self.only)
+        journal = self.cursor.journal
+        found, last = await self._read(
+            conn, _LOGS_RUN if self.only else _LOGS_JOB, self.cursor.logs
+        )
         out: list[tuple[str, LogLine]] = []
-        for row in rows:
-            if row["tx"] is None:
-                continue
-            fields = dict(row)
-            del fields["horizon"]
-            c = Cursor(c.tx, c.position, int(fields.pop("tx")), fields.pop("id"))
+        for mark, row in found:
+            fields = {k: v for k, v in row.items() if k not in ("horizon", "tx", "seq")}
             if fields["fields"] is not None:
                 fields["fields"] = msgspec.json.decode(fields["fields"])
-            out.append((str(c), msgspec.convert(fields, LogLine)))
-        if len(out) < BATCH and int(rows[0]["horizon"]) > c.log_tx:
-            c = Cursor(c.tx, c.position, int(rows[0]["horizon"]), 0)
-        self.cursor = c
+            out.append((str(Cursor(journal, mark)), msgspec.convert(fields, LogLine)))
+        self.cursor = Cursor(journal, last)
         return out
 
 
 async def start_cursor(pool: asyncpg.Pool) -> Cursor:
     """Now: both parts at the oldest running transaction, so nothing committed later is lost."""
     horizon = int(await pool.fetchval(_START))
-    return Cursor(horizon, 0, horizon, 0)
+    return Cursor(Mark(horizon, 0), Mark(horizon, 0))
 
 
 def _gone(request: web.Request) -> bool:
