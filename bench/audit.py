@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.harness import BUNDLES, ORG, Bench, Session, bench
+from bench.harness import BUNDLES, ORG, Bench, Row, Session, bench, met, ms
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.audit import replay_check
 from reactor_jobs.engine.auditor import Auditor
@@ -22,7 +22,6 @@ from reactor_jobs.engine.replay import fold
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.runtime import Handler
 
-Row = tuple[str, str, str, str]  # figure, measured, goal, met?
 FUNCTION = "ledger"
 STATE_EVERY, EMIT_EVERY = 10, 25  # as in bench/bundles/ledger
 RUNS, ITEMS = 200, 30  # the throughput set: 200 runs of 37 events
@@ -33,14 +32,6 @@ SELECT global_position, run_id, position, org, type, version, recorded_at, prev_
        payload
   FROM _reactor_jobs.journal WHERE run_id = $1 ORDER BY position
 """
-
-
-def met(ok: bool) -> str:
-    return "yes" if ok else "NO"
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
 
 
 async def timed(repeat: int, work: Callable[[], Awaitable[Any]]) -> list[float]:

@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from bench.execution import Row, met, ms
-from bench.harness import ORG, Bench, Session, bench, percentile
+from bench.harness import ORG, Bench, Row, Session, bench, met, ms, percentile
 from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.triggers.specs import CronSpec
 from reactor_jobs.triggers.store import TriggerStore

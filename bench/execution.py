@@ -20,13 +20,14 @@ from bench.harness import (
     ORG,
     TRIGGER_CHUNK,
     Bench,
+    Row,
     bench,
+    met,
+    ms,
     percentile,
 )
 from bench.journal import raw_insert_rate
 from bench.machine import Meter, Usage
-
-Row = tuple[str, str, str, str]  # figure, measured, goal, met?
 
 _LATENESS = """
 SELECT extract(epoch FROM a.recorded_at - (s.data->>'wake_at')::timestamptz) AS late
@@ -43,14 +44,6 @@ SELECT extract(epoch FROM a.recorded_at - t.recorded_at) AS gap
   JOIN _reactor_jobs.journal AS a ON a.run_id = t.run_id AND a.type = 'AttemptStarted'
  WHERE t.run_id = ANY($1::text[]) AND t.type = 'Triggered'
 """
-
-
-def met(ok: bool) -> str:
-    return "yes" if ok else "NO"
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
 
 
 @dataclass

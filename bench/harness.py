@@ -135,6 +135,7 @@ class Bench:
 
     def __init__(self, pool: asyncpg.Pool, database: str, cache_dir: Path) -> None:
         self.pool, self.database, self.url = pool, database, database_url(database)
+        self.tmp = cache_dir  # the bench's scratch folder, removed at the end
         self.runtimes = Runtimes(cache_dir)
 
     async def setup(self) -> None:
@@ -196,6 +197,17 @@ async def bench(pool: asyncpg.Pool) -> AsyncIterator[Bench]:
         await b.setup()
         await reconnect_all(pool)  # earlier benchmarks' commits must not land in a figure's
         yield b
+
+
+Row = tuple[str, str, str, str]  # figure, measured, goal, met?
+
+
+def met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
 
 
 def percentile(values: Sequence[float], p: float) -> float:

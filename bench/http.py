@@ -22,7 +22,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,25 +32,26 @@ import asyncpg
 from aiohttp import ClientTimeout, TCPConnector
 
 from bench.database import database_url
-from bench.harness import BUNDLES, JOB_MAX_CONCURRENCY, percentile
+from bench.harness import (
+    CONCURRENCY_CAP as CAP,
+)
+from bench.harness import (
+    JOB_MAX_CONCURRENCY,
+    ORG,
+    Bench,
+    Row,
+    bench,
+    ms,
+    percentile,
+)
 from bench.journal import raw_insert_rate
 from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import load_config
-from reactor_jobs.database import create_pool
-from reactor_jobs.engine.journal import Journal
-from reactor_jobs.engine.runs import RunControl
-from reactor_jobs.engine.worker import Worker
-from reactor_jobs.functions.bundle import pack_dir
-from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
-Row = tuple[str, str, str, str]
-
-ORG, JOB, EMAIL, PASSWORD = "bench-http", "http-noop", "bench@bench.test", "bench password 1"
+JOB, EMAIL, PASSWORD = "http-noop", "bench@bench.test", "bench password 1"
 CLIENTS = 16
 WORKERS = 32
 POLL_S = 0.002
-CAP = 100_000
 LISTENING = re.compile(rb"listening on (http://\S+)")
 _TERMINAL = """
 SELECT run_id, status FROM _reactor_jobs.runs
@@ -147,16 +147,10 @@ async def _closed_loop(cfg: Config, completions: Completions, trigger: Trigger) 
     return phase
 
 
-async def _bootstrap(pool: asyncpg.Pool, data_dir: Path) -> None:
-    config = load_config(env={"REACTOR_DATA_DIR": str(data_dir)})
-    auth = AuthService(pool, config)
+async def _sign_up(pool: asyncpg.Pool, data_dir: Path) -> None:
+    """The bench's user, owner of the bench org, to sign in over HTTP."""
+    auth = AuthService(pool, load_config(env={"REACTOR_DATA_DIR": str(data_dir)}))
     await auth.create_org(ORG, await auth.create_user(EMAIL, PASSWORD))
-    registry = Registry(pool, max_concurrency_cap=CAP)
-    await registry.create_function(ORG, "noop")
-    await registry.promote(
-        ORG, "noop", await registry.deploy(ORG, "noop", pack_dir(BUNDLES / "noop"))
-    )
-    await registry.create_job(ORG, JOB, "noop", max_concurrency=JOB_MAX_CONCURRENCY, max_attempts=1)
 
 
 async def _start_server(url: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
@@ -205,10 +199,6 @@ async def _stop(server: asyncio.subprocess.Process) -> None:
             await server.wait()
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
 def _phase_rows(label: str, p: Phase) -> list[Row]:
     return [
         (f"{label}: runs/s", f"{p.per_second:,.0f} runs/s ({p.runs:,} runs)", "", ""),
@@ -235,14 +225,16 @@ async def http_figures(
         ("reference: raw single-row INSERT commits, 1 conn", f"{raw1:,.0f} /s", "", "")
     ]
     url = database_url(await pool.fetchval("SELECT current_database()"))
-    with tempfile.TemporaryDirectory(prefix="rj-bench-http-") as tmp:
-        data_dir = Path(tmp)
-        await _bootstrap(pool, data_dir)
+    async with bench(pool) as b:  # the bench functions deployed
+        async with b.session() as s:
+            await s.job(JOB, "noop")
+        data_dir = b.tmp
+        await _sign_up(pool, data_dir)
         stop_polling = asyncio.Event()
         completions = Completions(pool)
         poller = asyncio.create_task(completions.poll(stop_polling))
         try:
-            engine = await _engine_phase(pool, cfg, completions, data_dir / "bundles")
+            engine = await _engine_phase(b, cfg, completions)
             server, base = await _start_server(url, data_dir / "serve")
             try:
                 http = await _http_phase(base, cfg, completions)
@@ -267,32 +259,15 @@ async def http_figures(
     return rows, cfg.describe()
 
 
-async def _engine_phase(
-    pool: asyncpg.Pool, cfg: Config, completions: Completions, cache_dir: Path
-) -> Phase:
+async def _engine_phase(b: Bench, cfg: Config, completions: Completions) -> Phase:
     """The same loop with no HTTP: triggers and a Worker in one process, as `reactor serve`
-    has them, on a pool built as the server builds its own."""
-    url = database_url(await pool.fetchval("SELECT current_database()"))
-    own = await create_pool(url, min_size=2, max_size=WORKERS + 12)
-    journal = Journal(own)
-    registry = Registry(own, max_concurrency_cap=CAP)
-    control = RunControl(own, journal, registry)
-    worker = Worker(
-        own, journal, registry, Runtimes(cache_dir), concurrency=WORKERS, poll_ms=1000, env={}
-    )
-    stop = asyncio.Event()
-    working = asyncio.create_task(worker.run(stop, grace=10))
-    try:
+    has them."""
+    async with b.session(max_size=WORKERS + 12) as s, s.worker(WORKERS):
 
         async def trigger() -> str:
-            return (await control.trigger(ORG, JOB)).id
+            return (await s.control.trigger(ORG, JOB)).id
 
         return await _closed_loop(cfg, completions, trigger)
-    finally:
-        stop.set()
-        await working
-        await journal.close()
-        await own.close()
 
 
 async def _http_phase(base: str, cfg: Config, completions: Completions) -> Phase:
