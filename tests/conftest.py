@@ -58,23 +58,23 @@ def pg_server_url() -> str:
 async def template_db(pg_server_url: str) -> AsyncIterator[str]:
     """Name of a database migrated once per session, cloned by every `db_url`."""
     name = f"rj_tmpl_{os.getpid()}_{secrets.token_hex(4)}"
-    await _admin(pg_server_url, f'CREATE DATABASE "{name}"')
+    await admin_sql(pg_server_url, f'CREATE DATABASE "{name}"')
     conn = await connect(with_database(pg_server_url, name))
     try:
         await migrate(conn)
     finally:
         await conn.close()  # a template must have no connections when it is cloned
     yield name
-    await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_sql(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def db_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
     """URL of a fresh, migrated database for this test only; dropped afterwards."""
     name = f"rj_t_{secrets.token_hex(6)}"
-    await _admin(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    await admin_sql(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     yield with_database(pg_server_url, name)
-    await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_sql(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ async def journal(pool: asyncpg.Pool) -> AsyncIterator[Journal]:
         yield journal
 
 
-async def _admin(server_url: str, statement: str) -> None:
+async def admin_sql(server_url: str, statement: str) -> None:
     # Database names are generated above, never user input; identifiers cannot be bound.
     conn = await connect(server_url)
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import stop_all
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
@@ -27,15 +28,7 @@ def serve(engine: Engine, tmp_path: Path) -> Iterator[list[subprocess.Popen[byte
     """A list to start `reactor serve` processes into; all are stopped at the end."""
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_all(procs)
 
 
 def start(engine: Engine, tmp_path: Path) -> subprocess.Popen[bytes]:
@@ -66,11 +59,7 @@ async def test_three_serve_processes_fire_every_slot_once_through_a_kill(
     await asyncio.sleep(3)
     serve.append(start(engine, tmp_path))
     await asyncio.sleep(5)
-    for proc in serve:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in serve:
-        proc.wait(timeout=15)
+    stop_all(serve)
     rows = await engine.pool.fetch(
         "SELECT data->'trigger'->>'scheduled_for' AS slot FROM _reactor_jobs.journal"
         " WHERE position = 1 AND data->'trigger'->>'source' = 'trg_tick'"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import stop_all
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.acceptance
@@ -42,17 +43,7 @@ async def spawn(
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    stop_all(procs)
 
 
 async def test_kill_9_mid_run_is_recovered_without_rerunning_completed_steps(

@@ -3,9 +3,6 @@ the test database), then signing in over HTTP with what they made."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from reactor_jobs.auth.service import AuthService
 from reactor_jobs.cli import build_parser
+from tests.cli_runner import cli_env, run_cli
 from tests.integration.test_auth_http import (
     PASSWORD,
     Client,
@@ -31,22 +29,8 @@ pytestmark = pytest.mark.integration
 async def reactor(
     *args: str, db_url: str, cwd: Path, stdin: bytes | None = None
 ) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
-    env["REACTOR_DATABASE_URL"] = db_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reactor_jobs.cli",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    env = cli_env(REACTOR_DATABASE_URL=db_url)
+    return await run_cli(*args, cwd=cwd, env=env, stdin=b"" if stdin is None else stdin)
 
 
 @pytest.fixture

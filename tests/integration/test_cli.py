@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from reactor_jobs.engine.schema import SCHEMA_VERSION
+from tests.cli_runner import cli_env, run_cli
 
 pytestmark = pytest.mark.integration
 
 
 async def reactor(*args: str, cwd: Path) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reactor_jobs.cli",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(*args, cwd=cwd, env=cli_env())
 
 
 async def test_db_migrate_prints_the_version(db_url: str, tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ their output, --json, and exit codes (1 when a replay or a check finds a diverge
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from tests.audit_fixtures import (
     sleeping_ledger_runs,
     trigger,
 )
+from tests.cli_runner import owner_env, run_cli
 from tests.http_fixtures import Api, api, publish
 
 pytestmark = pytest.mark.integration
@@ -28,20 +27,10 @@ __all__ = ["api"]
 
 class Cli:
     def __init__(self, api: Api, home: Path) -> None:
-        token = api.headers["owner"]["Authorization"].removeprefix("Bearer ")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("REACTOR_", "XDG_"))}
-        self.env.update(REACTOR_URL=api.base, REACTOR_TOKEN=token, REACTOR_ORG="acme",
-                        XDG_CONFIG_HOME=str(home))  # fmt: skip
-        self.home = home
+        self.env, self.home = owner_env(api, home), home
 
     async def __call__(self, *args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "reactor_jobs.cli", *args, cwd=self.home, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        return await run_cli(*args, cwd=self.home, env=self.env)
 
     async def json(self, *args: str) -> tuple[int, Any]:
         code, out, err = await self(*args, "--json")

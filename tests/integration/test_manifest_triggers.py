@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from reactor_jobs.functions.errors import InvalidManifest
 from reactor_jobs.triggers.manifest_sync import TriggerChanges
 from reactor_jobs.triggers.specs import CronSpec, WebhookSpec
 from reactor_jobs.triggers.store import TriggerStore
+from tests.cli_runner import owner_env, run_cli
 from tests.engine_fixtures import BUNDLES, ORG, Engine
 from tests.http_fixtures import Api, api
 
@@ -228,17 +227,7 @@ async def test_a_job_created_during_a_promote_gets_the_promoted_versions_trigger
 
 async def cli(api: Api, tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """`reactor …` as a user runs it, signed in as acme's owner."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REACTOR_", "XDG_"))}
-    token = api.headers["owner"]["Authorization"].removeprefix("Bearer ")
-    env.update(REACTOR_URL=api.base, REACTOR_TOKEN=token, REACTOR_ORG="acme",
-               XDG_CONFIG_HOME=str(tmp_path / "config"))  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reactor_jobs.cli", *args, cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(*args, cwd=tmp_path, env=owner_env(api, tmp_path / "config"))
 
 
 async def http_deploy(api: Api, triggers: list[dict[str, Any]]) -> int:

@@ -14,6 +14,7 @@ import pytest
 from reactor_jobs.database import connect, with_database
 from reactor_jobs.engine.errors import SchemaTooNew
 from reactor_jobs.engine.schema import SCHEMA_VERSION, current_version, migrate, schema_sql
+from tests.conftest import admin_sql
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +62,6 @@ _CATALOG = {
 }
 
 
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def blank(pg_server_url: str) -> AsyncIterator[Any]:
     """A factory of empty databases, each dropped at the end."""
@@ -77,7 +70,7 @@ async def blank(pg_server_url: str) -> AsyncIterator[Any]:
 
     async def make() -> asyncpg.Connection:
         name = f"rj_up_{secrets.token_hex(6)}"
-        await _admin(pg_server_url, f'CREATE DATABASE "{name}"')
+        await admin_sql(pg_server_url, f'CREATE DATABASE "{name}"')
         names.append(name)
         conns.append(await connect(with_database(pg_server_url, name)))
         return conns[-1]
@@ -86,7 +79,7 @@ async def blank(pg_server_url: str) -> AsyncIterator[Any]:
     for conn in conns:
         await conn.close()
     for name in names:
-        await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_sql(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def catalog(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from reactor_jobs.client import create_client
+from tests.cli_runner import owner_env, run_cli
 from tests.http_fixtures import PASSWORD, Api, api
 from tests.integration.test_http_webhook_signatures import BODY, JSON, new_secret, post, signed
 
@@ -20,18 +18,8 @@ __all__ = ["api"]
 
 
 async def reactor(api: Api, tmp_path: Path, *args: str, stdin: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REACTOR_", "XDG_"))}
-    token = api.headers["owner"]["Authorization"].removeprefix("Bearer ")
-    env.update(REACTOR_URL=api.base, REACTOR_TOKEN=token, REACTOR_ORG="acme",
-               XDG_CONFIG_HOME=str(tmp_path / "config"))  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reactor_jobs.cli", *args, cwd=tmp_path, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate(stdin.encode())
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    env = owner_env(api, tmp_path / "config")
+    return await run_cli(*args, cwd=tmp_path, env=env, stdin=stdin)
 
 
 async def test_the_cli_reads_the_secret_from_stdin_and_never_prints_it(
