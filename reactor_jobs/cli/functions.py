@@ -51,21 +51,15 @@ async def promote(args: argparse.Namespace, remote: Remote) -> int:
 
 async def list_functions(args: argparse.Namespace, remote: Remote) -> int:
     functions = await remote.client.functions.list()
-    if remote.out.json_mode:
-        remote.out.document({"functions": functions})
-        return 0
     columns = [("NAME", "name"), ("RUNTIME", "runtime"), ("LIVE", "live_version"),
                ("UPDATED", "updated_at")]  # fmt: skip
-    remote.out.table(functions, columns, "no functions")
+    remote.out.listing("functions", functions, columns, "no functions")
     return 0
 
 
 async def versions(args: argparse.Namespace, remote: Remote) -> int:
     found = await remote.client.functions.versions(args.name)
-    if remote.out.json_mode:
-        remote.out.document({"versions": found})
-        return 0
-    remote.out.table(found, VERSION_COLUMNS, f"function {args.name} has no versions")
+    remote.out.listing("versions", found, VERSION_COLUMNS, f"function {args.name} has no versions")
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from reactor_jobs.cli.logs import follow_logs
@@ -43,10 +43,6 @@ def show_run(remote: Remote, run: Run) -> None:
         remote.out.record(run, RUN_FIELDS)
 
 
-def page_document(key: str, page: Any) -> dict[str, Any]:
-    return {key: list(page), "next_cursor": page.next_cursor}
-
-
 def show_trigger_changes(remote: Remote, changes: TriggerChanges | None) -> None:
     """What a manifest did to the jobs' triggers, one line each; a new webhook's URL is
     printed here because the server shows it only once."""
@@ -75,11 +71,8 @@ async def create(args: argparse.Namespace, remote: Remote) -> int:
 
 async def list_jobs(args: argparse.Namespace, remote: Remote) -> int:
     jobs = await remote.client.jobs.list()
-    if remote.out.json_mode:
-        remote.out.document({"jobs": jobs})
-        return 0
     columns = [("NAME", "name"), ("FUNCTION", "function_name"), ("CREATED", "created_at")]
-    remote.out.table(jobs, columns, "no jobs")
+    remote.out.listing("jobs", jobs, columns, "no jobs")
     return 0
 
 
@@ -114,12 +107,9 @@ async def create_trigger(args: argparse.Namespace, remote: Remote) -> int:
 
 async def list_triggers(args: argparse.Namespace, remote: Remote) -> int:
     triggers = await remote.client.jobs.triggers.list(args.name)
-    if remote.out.json_mode:
-        remote.out.document({"triggers": triggers})
-        return 0
     columns = [("ID", "id"), ("KIND", "kind"), ("SCHEDULE", "schedule"), ("TOPIC", "topic"),
                ("SOURCE", "source"), ("CREATED", "created_at")]  # fmt: skip
-    remote.out.table(triggers, columns, f"job {args.name} has no triggers")
+    remote.out.listing("triggers", triggers, columns, f"job {args.name} has no triggers")
     return 0
 
 
@@ -175,12 +165,7 @@ async def list_runs(args: argparse.Namespace, remote: Remote) -> int:
         args.name, status=args.status, since=args.since, until=args.until,
         limit=args.limit, cursor=args.cursor,
     )  # fmt: skip
-    if remote.out.json_mode:
-        remote.out.document(page_document("runs", page))
-        return 0
-    remote.out.table(page, RUN_COLUMNS, "no runs")
-    if page.next_cursor:
-        remote.out.note(f"more: --cursor {page.next_cursor}")
+    remote.out.page("runs", page, RUN_COLUMNS, "no runs")
     return 0
 
 
@@ -201,12 +186,9 @@ async def retry_run(args: argparse.Namespace, remote: Remote) -> int:
 
 async def run_journal(args: argparse.Namespace, remote: Remote) -> int:
     events = await remote.client.jobs.runs.journal(args.name, args.run_id)
-    if remote.out.json_mode:
-        remote.out.document({"events": events})
-        return 0
     columns = [("POSITION", "position"), ("TYPE", "type"), ("RECORDED", "recorded_at"),
                ("DATA", "data")]  # fmt: skip
-    remote.out.table(events, columns, "no events")
+    remote.out.listing("events", events, columns, "no events")
     return 0
 
 
@@ -214,14 +196,9 @@ async def list_dlq(args: argparse.Namespace, remote: Remote) -> int:
     page = await remote.client.jobs.dlq.list(
         args.name, status=args.status, limit=args.limit, cursor=args.cursor
     )
-    if remote.out.json_mode:
-        remote.out.document(page_document("entries", page))
-        return 0
     columns = [("ID", "id"), ("RUN", "run_id"), ("ATTEMPTS", "attempts"), ("STATUS", "status"),
                ("CREATED", "created_at"), ("ERROR", "error")]  # fmt: skip
-    remote.out.table(page, columns, f"the DLQ of job {args.name} is empty")
-    if page.next_cursor:
-        remote.out.note(f"more: --cursor {page.next_cursor}")
+    remote.out.page("entries", page, columns, f"the DLQ of job {args.name} is empty")
     return 0
 
 
@@ -234,15 +211,10 @@ async def list_events(args: argparse.Namespace, remote: Remote) -> int:
     page = await remote.client.events.list(
         topic=args.topic, unconsumed=args.unconsumed, limit=args.limit, cursor=args.cursor
     )
-    if remote.out.json_mode:
-        remote.out.document(page_document("events", page))
-        return 0
     columns = [("ID", "id"), ("TOPIC", "topic"), ("JOB", "job"), ("RUN", "run_id"),
                ("EMITTED", "emitted_at"), ("CONSUMED", "consumed_at"), ("FANOUT", "fanout"),
                ("PAYLOAD", "payload")]  # fmt: skip
-    remote.out.table(page, columns, "no events")
-    if page.next_cursor:
-        remote.out.note(f"more: --cursor {page.next_cursor}")
+    remote.out.page("events", page, columns, "no events")
     return 0
 
 

@@ -76,6 +76,22 @@ class Output:
         else:
             self.note(empty)
 
+    def listing(self, key: str, rows: Sequence[Any], columns: Sequence[Column], empty: str) -> None:
+        """A list result: `{key: [...]}` with --json, else a table (or `empty` on stderr)."""
+        if self.json_mode:
+            self.document({key: rows})
+        else:
+            self.table(rows, columns, empty)
+
+    def page(self, key: str, page: Any, columns: Sequence[Column], empty: str) -> None:
+        """One page of a paged list (a client Page): as listing, plus where the next starts."""
+        if self.json_mode:
+            self.document({key: list(page), "next_cursor": page.next_cursor})
+            return
+        self.table(page, columns, empty)
+        if page.next_cursor:
+            self.note(f"more: --cursor {page.next_cursor}")
+
     def record(self, row: Any, fields: Sequence[str]) -> None:
         print(render_record(row, fields), file=self.out)
 
