@@ -5,6 +5,7 @@ encoded from the same Structs the OpenAPI document describes."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -77,3 +78,12 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+def from_row(type_: type[T], row: Mapping[str, Any], *, json: tuple[str, ...] = ()) -> T:
+    """A response object from a database row; the `json` columns hold JSON text (jsonb)."""
+    fields = dict(row)
+    for column in json:
+        if fields[column] is not None:
+            fields[column] = msgspec.json.decode(fields[column])
+    return msgspec.convert(fields, type_)

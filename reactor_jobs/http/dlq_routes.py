@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.engine.errors import DlqEntryNotFound
 from reactor_jobs.functions.errors import JobNotFound
 from reactor_jobs.http import query
-from reactor_jobs.http.bodies import json_response
+from reactor_jobs.http.bodies import from_row, json_response
 from reactor_jobs.http.jobs_routes import JOB
 from reactor_jobs.http.keys import NODE
 from reactor_jobs.http.objects import DlqEntry, DlqList, Run
@@ -34,10 +33,7 @@ _JOB_EXISTS = "SELECT 1 FROM _reactor_jobs.jobs WHERE org = $1 AND name = $2"
 
 
 def dlq_entry(row: Mapping[str, Any]) -> DlqEntry:
-    fields = dict(row)
-    if fields["error"] is not None:
-        fields["error"] = msgspec.json.decode(fields["error"])
-    return msgspec.convert(fields, DlqEntry)
+    return from_row(DlqEntry, row, json=("error",))
 
 
 async def list_dlq(request: web.Request, principal: Principal) -> web.Response:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.http import query
-from reactor_jobs.http.bodies import json_response
+from reactor_jobs.http.bodies import from_row, json_response
 from reactor_jobs.http.keys import NODE
 from reactor_jobs.http.objects import Event, EventList
 from reactor_jobs.http.routes import CURSOR, LIMIT, Route, authed, param
@@ -28,10 +27,7 @@ SELECT {_COLUMNS} FROM _reactor_jobs.events
 
 
 def event(row: Mapping[str, Any]) -> Event:
-    fields = dict(row)
-    if fields["payload"] is not None:
-        fields["payload"] = msgspec.json.decode(fields["payload"])
-    return msgspec.convert(fields, Event)
+    return from_row(Event, row, json=("payload",))
 
 
 async def list_events(request: web.Request, principal: Principal) -> web.Response:

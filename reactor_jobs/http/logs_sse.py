@@ -28,6 +28,7 @@ from msgspec import UNSET, UnsetType
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.engine.errors import RunNotFound
 from reactor_jobs.functions.errors import InvalidField
+from reactor_jobs.http.bodies import from_row
 from reactor_jobs.http.jobs_routes import JOB
 from reactor_jobs.http.keys import NODE, SHUTDOWN
 from reactor_jobs.http.query import check_params
@@ -169,10 +170,8 @@ class Tail:
         )
         out: list[tuple[str, LogLine]] = []
         for mark, row in found:
-            fields = {k: v for k, v in row.items() if k not in ("horizon", "tx", "seq")}
-            if fields["fields"] is not None:
-                fields["fields"] = msgspec.json.decode(fields["fields"])
-            out.append((str(Cursor(journal, mark)), msgspec.convert(fields, LogLine)))
+            line = from_row(LogLine, row, json=("fields",))  # horizon, tx, seq are ignored
+            out.append((str(Cursor(journal, mark)), line))
         self.cursor = Cursor(journal, last)
         return out
 
