@@ -56,3 +56,22 @@ async def test_a_run_whose_workers_keep_dying_ends_in_the_dlq(engine: Engine) ->
     assert (failed.status, failed.attempt) == ("failed", 2)
     assert failed.last_error["type"] == "LeaseExpired"
     assert (await engine.types(run.id))[-2:] == ["LeaseExpired", "DeadLettered"]
+
+
+async def test_leases_and_wake_times_are_read_off_the_database_clock(engine: Engine) -> None:
+    """DESIGN invariant 6 (one clock): a claim's lease is the database's now plus the lease,
+    to the microsecond, so no process clock takes part; event times are UTC."""
+    await engine.job("clocked")
+    lease = timedelta(milliseconds=3000)  # the engine fixture's worker lease
+    engine.start_worker(lease_ms=3000)
+    run = await engine.control.trigger(ORG, "clocked", payload={"mode": "sleep", "seconds": 0.2})
+    assert (await engine.wait(run.id)).status == "completed"
+    records = await engine.journal.read_stream(run.id)
+    starts = [r for r in records if isinstance(r.event, ev.AttemptStarted)]
+    assert len(starts) == 2  # before and after the sleep
+    for rec in starts:
+        assert isinstance(rec.event, ev.AttemptStarted)
+        assert rec.event.lease_expires_at - rec.recorded_at == lease
+        assert rec.event.lease_expires_at.utcoffset() == timedelta(0)
+    (sleep,) = [r.event for r in records if isinstance(r.event, ev.SleepScheduled)]
+    assert sleep.wake_at.utcoffset() == timedelta(0)
