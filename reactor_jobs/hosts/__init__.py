@@ -1,0 +1,5 @@
+"""Function hosts: the processes that run job code, apart from the engine.
+
+`python.py` is the Python host program and `sdk.py` the `ctx` its code gets; `protocol.py`
+frames the messages between a worker and a host (docs/host-protocol.md).
+"""
