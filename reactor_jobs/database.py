@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +25,72 @@ APP_DATABASE = "reactor"
 CONNECT_TIMEOUT_S = 10.0
 # What asyncpg raises for an unreachable server, a refused login or a malformed URL.
 _CONNECT_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+# What a long-running loop catches to ride out an outage: the connection failed (server
+# restart, killed backend, network) or a statement failed; it logs, backs off and retries.
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# The subset meaning "the connection is gone", not "this statement was wrong".
+_DISCONNECTED = (
+    asyncpg.InterfaceError,  # e.g. "connection is closed", "released back to the pool"
+    asyncpg.PostgresConnectionError,  # class 08, incl. ConnectionDoesNotExistError
+    asyncpg.AdminShutdownError,  # 57P01: pg_terminate_backend, a fast or immediate stop
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+    OSError,  # refused, reset, unreachable; TimeoutError is one too
+)
+
+log = logging.getLogger("reactor_jobs.database")
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The error says the database connection was lost or could not be made."""
+    return isinstance(exc, _DISCONNECTED)
+
+
+class DatabaseHealth:
+    """What this process last saw of the database: reachable, or lost since when and why.
+
+    The engine's loops report each success and failure here; /healthz reads it, and an
+    outage is logged once when it starts and once when it ends, not on every retry.
+    """
+
+    def __init__(self) -> None:
+        self.lost_since: float | None = None
+        self.reason = ""
+        self.failures = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.lost_since is None
+
+    def failed(self, exc: BaseException, where: str) -> float:
+        """Record a failure; return the seconds to back off before the next try.
+
+        A statement that failed on a live connection is no outage: logged, retried soon."""
+        if not is_disconnect(exc):
+            log.warning("%s failed, retrying: %s", where, _reason(exc))
+            return 1.0
+        self.failures += 1
+        if self.lost_since is None:
+            self.lost_since = time.monotonic()
+            log.warning("database unreachable (%s: %s); retrying", where, _reason(exc))
+        self.reason = f"{where}: {_reason(exc)}"
+        return min(0.1 * 2.0 ** min(self.failures - 1, 6), 5.0)
+
+    def reached(self) -> None:
+        if self.lost_since is not None:
+            log.warning("database reachable again after %.1fs", time.monotonic() - self.lost_since)
+        self.lost_since, self.reason, self.failures = None, "", 0
+
+    def detail(self) -> str | None:
+        if self.lost_since is None:
+            return None
+        return f"database unreachable for {time.monotonic() - self.lost_since:.1f}s ({self.reason})"
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class DatabaseUnavailable(ReactorError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 
 from reactor_jobs.config import Config
-from reactor_jobs.database import create_pool, resolve_database_url
+from reactor_jobs.database import DatabaseHealth, create_pool, resolve_database_url
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.scheduler import Scheduler
@@ -23,6 +23,7 @@ class Node:
     def __init__(self, config: Config, url: str, pool: asyncpg.Pool) -> None:
         jobs = config.jobs
         self.config, self.url, self.pool = config, url, pool
+        self.health = DatabaseHealth()  # what this process's loops last saw of the database
         self.journal = Journal(pool)
         self.registry = Registry(
             pool,
@@ -55,6 +56,7 @@ class Node:
             lease_ms=jobs.lease_ms,
             poll_ms=jobs.scheduler_interval_ms,
             dsn=self.url,
+            health=self.health,
         )
 
     async def run_worker(self, stop: asyncio.Event) -> None:
@@ -63,7 +65,10 @@ class Node:
     async def run_serve(self, stop: asyncio.Event) -> None:
         """Workers plus the cron scheduler: what one `reactor serve` process runs."""
         scheduler = Scheduler(
-            self.pool, self.control, interval_ms=self.config.jobs.scheduler_interval_ms
+            self.pool,
+            self.control,
+            interval_ms=self.config.jobs.scheduler_interval_ms,
+            health=self.health,
         )
         await asyncio.gather(self.worker().run(stop), scheduler.run(stop))
 

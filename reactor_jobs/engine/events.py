@@ -141,6 +141,9 @@ class TimedOut(_Event, frozen=True, tag="TimedOut"):
 class LeaseExpired(_Event, frozen=True, tag="LeaseExpired"):
     attempt: int
     worker: str
+    # False when the attempt was lost to a database outage, not to the run or its worker:
+    # it does not count towards maxAttempts (capped per run, see engine/leases.py).
+    charged: bool = True
 
 
 class Completed(_Event, frozen=True, tag="Completed"):
