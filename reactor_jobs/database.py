@@ -46,6 +46,17 @@ _DISCONNECTED = (
 log = logging.getLogger("reactor_jobs.database")
 
 
+class _QuietFloorRestore(logging.Filter):
+    """asyncpg's pool logs a traceback each time it fails to reopen its idle connections
+    during an outage; DatabaseHealth already logs the outage once, with its cause."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to restore the pool connection floor")
+
+
+logging.getLogger("asyncpg.pool").addFilter(_QuietFloorRestore())
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """The error says the database connection was lost or could not be made."""
     return isinstance(exc, _DISCONNECTED)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -70,7 +71,7 @@ class Rig:
             "REACTOR_HTTP_PORT": "0",
             **{f"REACTOR_{k.upper()}": v for k, v in settings.items()},
         }  # fmt: skip
-        log = (self.tmp / f"proc-{len(self.procs)}.log").open("wb")
+        log = self.log_path(len(self.procs)).open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "reactor_jobs.cli", command], env=env,
             stdout=log, stderr=subprocess.STDOUT,
@@ -78,6 +79,17 @@ class Rig:
         log.close()
         self.procs.append(proc)
         return proc
+
+    def log_path(self, index: int) -> Path:
+        return self.tmp / f"proc-{index}.log"
+
+    async def address(self, proc: subprocess.Popen[bytes]) -> str:
+        """The HTTP address a `reactor serve` process printed."""
+        path = self.log_path(self.procs.index(proc))
+        async with asyncio.timeout(30):
+            while not (found := re.search(r"listening on (http://\S+)", path.read_text())):
+                await asyncio.sleep(0.1)
+        return found.group(1)
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.procs if p.poll() is None]

@@ -5,12 +5,15 @@ on them and `python -m bench --only faults` prints them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+
+import aiohttp
 
 from reactor_jobs.engine import events as ev
 from tests.faults.rig import (
@@ -117,25 +120,55 @@ async def _load(r: Rig, jobs: int, per_job: int) -> list[str]:
 async def postgres_restart_under_load(r: Rig) -> Figures:
     """`pg_ctl restart -m immediate` while a serve and two workers run 600 runs."""
     runs = await _load(r, 3, 200)
-    r.start("serve")
+    health = _HealthWatch(await r.address(r.start("serve")))
     r.start(worker_count="8")
     r.start(worker_count="8")
     await r.until(
         "SELECT count(*) >= 150 FROM _reactor_jobs.journal WHERE type = 'Completed'", timeout=60
     )
-    await r.pool.expire_connections()
-    await r.cluster.restart()
-    up = await _reconnected(r)
-    recovery = await _progress_after(r, up)
-    statuses = await r.settle(runs, timeout=90)
+    async with health:
+        await r.cluster.restart()
+        up = await _reconnected(r)
+        recovery = await _progress_after(r, up)
+        statuses = await r.settle(runs, timeout=90)
+        await asyncio.sleep(0.5)
     charged, failed = await _charged(r, runs)
     return {
         **_outcome(statuses, runs),
         "processes alive": (len(r.alive()), f"of {len(r.procs)}"),
+        "/healthz degraded during the outage": (float("degraded" in health.seen), "bool"),
+        "/healthz ok afterwards": (float(health.seen[-1:] == ["ok"]), "bool"),
         "recovery after restart": (recovery, "s"),
         "charged lease losses": (charged, "attempts"),
         "failed attempts": (failed, "attempts"),
     }
+
+
+class _HealthWatch:
+    """Polls a serve process's /healthz every 50 ms while the block runs; `seen` is the
+    sequence of distinct statuses."""
+
+    def __init__(self, address: str) -> None:
+        self.url, self.seen = f"{address}/healthz", list[str]()
+
+    async def __aenter__(self) -> _HealthWatch:
+        self._task = asyncio.create_task(self._poll())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _poll(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(self.url) as response:
+                        status = (await response.json())["status"]
+                        if self.seen[-1:] != [status]:
+                            self.seen.append(status)
+                await asyncio.sleep(0.05)
 
 
 async def _reconnected(r: Rig) -> datetime:

@@ -41,6 +41,7 @@ async def test_every_process_rides_out_a_postgres_restart_and_no_attempt_is_char
     assert (f["lost"], f["stuck"], f["processes alive"]) == (0, 0, 3)
     assert f["charged lease losses"] == 0
     assert f["recovery after restart"] < 10
+    assert f["/healthz degraded during the outage"] == 1 and f["/healthz ok afterwards"] == 1
 
 
 async def test_every_process_rides_out_killed_backends(fault_cluster: Cluster) -> None:
