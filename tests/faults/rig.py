@@ -61,8 +61,11 @@ class Rig:
         self.pool, self.db_url = engine.pool, engine.db_url
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, command: str = "worker", **settings: str) -> subprocess.Popen[bytes]:
-        """`reactor worker` (or serve) on this database; REACTOR_* settings as keywords."""
+    def start(
+        self, command: str = "worker", *, prefix: tuple[str, ...] = (), **settings: str
+    ) -> subprocess.Popen[bytes]:
+        """`reactor worker` (or serve) on this database; REACTOR_* settings as keywords;
+        `prefix` runs it through another program (faketime)."""
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")},
             "REACTOR_DATABASE_URL": self.db_url, "REACTOR_DATA_DIR": str(self.tmp),
@@ -73,7 +76,7 @@ class Rig:
         }  # fmt: skip
         log = self.log_path(len(self.procs)).open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reactor_jobs.cli", command], env=env,
+            [*prefix, sys.executable, "-m", "reactor_jobs.cli", command], env=env,
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 
@@ -348,6 +349,44 @@ async def _pause_mid_fire(r: Rig, proc: subprocess.Popen[bytes], tries: int = 40
     return False
 
 
+async def worker_clocks_stepped(r: Rig) -> Figures:
+    """Two workers whose clocks are an hour ahead and an hour behind (faketime) run sleeps,
+    retries and heartbeats: every time they store is the database's, so a sleep still lasts
+    its second, a retry waits its backoff and no lease is cut short or stretched by an hour.
+    The worst error of any stored time against the database clock is the figure."""
+    await r.engine.job("clocks", max_attempts=3, max_concurrency=10,
+                       initial_delay_ms=500, max_delay_ms=500)  # fmt: skip
+    payloads = [{"mode": "sleep", "seconds": 1}] * 6 + [{"mode": "flaky", "ok_on": 2}] * 6
+    payloads += [{"mode": "slow", "seconds": 1.2}] * 4  # heartbeats at lease/3 = 0.5 s
+    runs = await r.engine.control.trigger_many(ORG, "clocks", payloads)
+    for shift in ("+1h", "-1h"):
+        r.start(prefix=("faketime", "-f", shift), worker_count="8")
+    statuses = await r.settle(runs, timeout=60)
+    errors: list[float] = []
+    for records in (await r.streams(runs)).values():
+        for rec in records:
+            errors += _clock_errors(rec)
+    return {
+        **_outcome(statuses, runs),
+        "worst stored-time error": (max(errors, default=0.0), "s"),
+        "lease expiries": (sum(isinstance(rec.event, ev.LeaseExpired)
+                               for s in (await r.streams(runs)).values() for rec in s), "runs"),
+    }  # fmt: skip
+
+
+def _clock_errors(rec: Any) -> list[float]:
+    """How far a stored time lies from what the database clock says it should be: a sleep's
+    wake one second after, a retry's half a second after, a lease 1.5 s after it is set."""
+    event, at = rec.event, rec.recorded_at
+    expected = {ev.SleepScheduled: ("wake_at", 1.0), ev.RetryScheduled: ("available_at", 0.5),
+                ev.AttemptStarted: ("lease_expires_at", 1.5),
+                ev.LeaseExtended: ("lease_expires_at", 1.5)}  # fmt: skip
+    if type(event) not in expected:
+        return []
+    field, seconds = expected[type(event)]
+    return [abs((getattr(event, field) - at).total_seconds() - seconds)]
+
+
 Scenario = Callable[[Rig], Awaitable[Figures]]
 SCENARIOS: dict[str, Scenario] = {
     "kill -9 under load": kill_9_under_load,
@@ -357,6 +396,7 @@ SCENARIOS: dict[str, Scenario] = {
     "LISTEN connection killed": listen_connection_killed,
     "maxConcurrency under kills": max_concurrency_under_kills,
     "three schedulers, kill and pause": schedulers_killed_and_paused,
+    "worker clock ±1 h": worker_clocks_stepped,
 }
 
 

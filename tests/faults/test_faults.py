@@ -3,6 +3,8 @@ figures are held to what the engine promises (README, "Operating it")."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.faults.rig import Cluster
@@ -73,3 +75,12 @@ async def test_three_schedulers_fire_every_slot_once_through_a_kill_and_a_pause(
     # The paused one held the trigger until the server ended its transaction: FIRE_BOUND_MS
     # (2 s) after its last statement; then the next tick of a healthy one fires the slots.
     assert f["latest fire"] < 4.0
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (.ci/run installs it)")
+async def test_workers_with_clocks_an_hour_off_store_only_database_times(
+    fault_cluster: Cluster,
+) -> None:
+    f = await _run(fault_cluster, "worker clock ±1 h")
+    assert (f["lost"], f["stuck"], f["lease expiries"]) == (0, 0, 0)
+    assert f["worst stored-time error"] < 1.0
