@@ -37,26 +37,39 @@ class Node:
 
     @classmethod
     async def open(
-        cls, config: Config, *, extra_connections: int = 4, create_embedded: bool = False
+        cls,
+        config: Config,
+        *,
+        extra_connections: int = 4,
+        create_embedded: bool = False,
+        pool_size: int | None = None,
     ) -> Node:
         """Resolve the database (embedded when none is configured; a new embedded cluster
-        only with `create_embedded`), migrate, connect."""
+        only with `create_embedded`), migrate, connect. The pool holds `pool_size`
+        connections (default: the workers' count + 8 + extra_connections); attempts share
+        the journal's group commit, so concurrency needs no connection of its own."""
         url = await resolve_database_url(config, create=create_embedded)
-        pool = await create_pool(
-            url, min_size=1, max_size=config.jobs.worker_count + 8 + extra_connections
-        )
+        size = pool_size or config.jobs.worker_count + 8 + extra_connections
+        pool = await create_pool(url, min_size=1, max_size=size)
         async with pool.acquire() as conn:
             await migrate(conn)
         return cls(config, url, pool)
 
-    def worker(self) -> Worker:
+    def worker(
+        self,
+        *,
+        hosts: HostPool | None = None,
+        concurrency: int | None = None,
+        serves: list[str] | None = None,
+    ) -> Worker:
         jobs = self.config.jobs
         return Worker(
             self.pool,
             self.journal,
             self.registry,
-            self.hosts,
-            concurrency=jobs.worker_count,
+            hosts or self.hosts,
+            concurrency=concurrency or jobs.worker_count,
+            serves=serves,
             lease_ms=jobs.lease_ms,
             poll_ms=jobs.scheduler_interval_ms,
             dsn=self.url,

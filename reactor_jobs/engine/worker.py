@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -63,9 +63,11 @@ class Worker:
         dsn: str | None = None,
         name: str | None = None,
         health: DatabaseHealth | None = None,
+        serves: Sequence[str] | None = None,
     ) -> None:
         self.pool, self.journal, self.dsn = pool, journal, dsn
         self.health = health or DatabaseHealth()
+        self.serves = serves  # code-job versions of an app's worker; None: bundles
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
         self.concurrency, self.lease, self.poll = (
             concurrency,
@@ -142,7 +144,12 @@ class Worker:
 
     async def _claim(self, free: int) -> int:
         claimed = await claim_due_runs(
-            await self._connection(), self.journal, limit=free, worker=self.name, lease=self.lease
+            await self._connection(),
+            self.journal,
+            limit=free,
+            worker=self.name,
+            lease=self.lease,
+            serves=self.serves,
         )
         for run in claimed:
             self.tasks[run.run_id] = asyncio.create_task(self._attempt(run))
