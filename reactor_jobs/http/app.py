@@ -26,6 +26,7 @@ from reactor_jobs.http.auth_docs import AUTH_DOCS
 from reactor_jobs.http.auth_routes import add_auth_routes
 from reactor_jobs.http.bodies import json_response
 from reactor_jobs.http.errors import error_middleware
+from reactor_jobs.http.inputs import input_middleware
 from reactor_jobs.http.keys import (
     CONFIG,
     NODE,
@@ -74,7 +75,12 @@ def routes() -> list[Route]:
 def create_app(node: Node, config: Config) -> web.Application:
     auth = AuthService(node.pool, config)
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware(auth)],
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            input_middleware,
+            auth_middleware(auth),
+        ],
         client_max_size=config.jobs.http.max_body_bytes,
     )
     app[NODE], app[CONFIG] = node, config

@@ -20,6 +20,7 @@ from reactor_jobs.auth.principal import (
     require,
 )
 from reactor_jobs.auth.service import AuthService, TokenPair, check_role, outranks
+from reactor_jobs.http.inputs import check_json_text
 
 AUTH = web.AppKey("auth", AuthService)
 # Token responses must not be kept by browsers or proxies (RFC 6749 §5.1).
@@ -137,8 +138,10 @@ async def _org_principal(
 
 async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     """The JSON object body, with no fields beyond `allowed`."""
+    raw = await request.read()
+    check_json_text(raw)
     try:
-        body = json.loads(await request.read() or b"null")
+        body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(body, dict):
