@@ -44,6 +44,9 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Per webhook trigger, per process (a token bucket); 0 turns the limit off.
     webhook_rate_per_second: float = 50.0
     webhook_burst: int = 100
+    # A connection must send a complete request head within this (and may idle this long
+    # between requests) or it is closed.
+    header_timeout_s: float = 10.0
 
 
 class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -220,6 +223,8 @@ def _check_webhooks(jobs: JobsConfig) -> None:
     rate = jobs.http.webhook_rate_per_second
     if not 0 <= rate < float("inf"):
         raise ConfigError("config error: jobs.http.webhook_rate_per_second: must be >= 0 (0: off)")
+    if not 0 < jobs.http.header_timeout_s <= 3600:
+        raise ConfigError("config error: jobs.http.header_timeout_s: must be > 0 and <= 3600")
     if jobs.http.webhook_burst < 1:
         raise ConfigError("config error: jobs.http.webhook_burst: must be >= 1")
     if jobs.webhook_secret is not None:

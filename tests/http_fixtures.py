@@ -24,7 +24,7 @@ from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import AuthConfig, Config, HttpConfig, JobsConfig
 from reactor_jobs.database import create_pool
 from reactor_jobs.functions.bundle import pack_dir
-from reactor_jobs.http.app import AccessLogger, create_app
+from reactor_jobs.http.app import app_runner, create_app
 from reactor_jobs.node import Node
 from tests.engine_fixtures import BUNDLES, Engine
 
@@ -145,7 +145,7 @@ async def api(engine: Engine, db_url: str, tmp_path: Path) -> AsyncIterator[Api]
     pool: asyncpg.Pool = await create_pool(db_url, min_size=1, max_size=12)
     node = Node(config, db_url, pool)
     app = create_app(node, config)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=5)
+    runner = app_runner(app, config, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

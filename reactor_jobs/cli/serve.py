@@ -21,7 +21,7 @@ from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import Config
 from reactor_jobs.database import embedded_pgdata, redact_url
 from reactor_jobs.engine.errors import ReactorError
-from reactor_jobs.http.app import AccessLogger, create_app
+from reactor_jobs.http.app import app_runner, create_app
 from reactor_jobs.node import Node
 
 DEV_PASSWORD_FILE = "dev-admin-password"
@@ -29,9 +29,7 @@ DEV_PASSWORD_FILE = "dev-admin-password"
 
 async def serve(config: Config, *, dev: bool = False) -> int:
     node = await Node.open(config)
-    runner = web.AppRunner(
-        create_app(node, config), handle_signals=False, access_log_class=AccessLogger
-    )
+    runner = app_runner(create_app(node, config), config, handle_signals=False)
     stop = asyncio.Event()
     workers = asyncio.create_task(node.run_serve(stop))
     try:

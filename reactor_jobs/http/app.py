@@ -1,10 +1,11 @@
 """The aiohttp application: middlewares (request id, errors, auth), the route table of the
 /jobs/v1 and /functions/v1 APIs, the auth routes, and the OpenAPI document built from the
-same table. Serve it with AccessLogger as the runner's access_log_class."""
+same table. Serve it through app_runner (the access log, the header-read timeout)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -40,12 +41,17 @@ from reactor_jobs.http.keys import (
 from reactor_jobs.http.objects import Health
 from reactor_jobs.http.openapi import build_document, openapi_json
 from reactor_jobs.http.ratelimit import TokenBuckets
-from reactor_jobs.http.requestlog import AccessLogger, add_request_id, request_id_middleware
+from reactor_jobs.http.requestlog import (
+    AccessLogger,
+    add_response_headers,
+    install_log_filters,
+    request_id_middleware,
+)
 from reactor_jobs.http.routes import Route, public
 from reactor_jobs.node import Node
 from reactor_jobs.triggers.store import TriggerStore
 
-__all__ = ["AccessLogger", "create_app", "routes"]
+__all__ = ["AccessLogger", "app_runner", "create_app", "routes"]
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -96,7 +102,7 @@ def create_app(node: Node, config: Config) -> web.Application:
         app.router.add_route(route.method, route.path, route.handle)
     add_auth_routes(app, auth)
     app[OPENAPI] = build_document([*table, *AUTH_DOCS])
-    app.on_response_prepare.append(add_request_id)
+    app.on_response_prepare.append(add_response_headers)
     app.on_shutdown.append(_end_streams)
     return app
 
@@ -104,3 +110,17 @@ def create_app(node: Node, config: Config) -> web.Application:
 async def _end_streams(app: web.Application) -> None:
     """Live streams (the SSE log) watch this and finish, so shutdown does not wait on them."""
     app[SHUTDOWN].set()
+
+
+def app_runner(app: web.Application, config: Config, **kwargs: Any) -> web.AppRunner:
+    """The runner `reactor serve` uses. aiohttp's keep-alive timer also runs from the moment
+    a connection opens until its request's headers are complete, so it is the header-read
+    timeout too: a connection that sends no complete request within header_timeout_s (or
+    sits idle that long between requests) is closed."""
+    install_log_filters()
+    return web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        keepalive_timeout=config.jobs.http.header_timeout_s,
+        **kwargs,
+    )

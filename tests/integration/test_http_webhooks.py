@@ -100,8 +100,8 @@ async def test_the_access_log_never_holds_tokens(
         await api.call("POST", "/jobs/v1/webhooks/whk_guess", as_=None, json={})
     lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert len(lines) == 3
-    assert '"POST /jobs/v1/webhooks/[redacted]" 202' in lines[0]
-    assert "rid=req_" in lines[0]
+    assert "method=POST path=/jobs/v1/webhooks/[redacted] status=202" in lines[0]
+    assert "request_id=req_" in lines[0]
     bearer = api.headers["owner"]["Authorization"].removeprefix("Bearer ")
     for line in lines:
         assert token not in line and "whk_" not in line and bearer not in line
