@@ -1,4 +1,4 @@
--- Reactor Jobs: the whole database, schema _reactor_jobs. Version 2.
+-- Reactor Jobs: the whole database, schema _reactor_jobs. Version 3.
 -- Idempotent: `reactor db migrate` (and every start) may run it on a live database.
 -- Upgrades: a database at an older version runs this whole file again. Sections below the
 -- version-1 marker change existing objects only in ways that are idempotent (ADD COLUMN IF
@@ -325,3 +325,32 @@ CREATE INDEX IF NOT EXISTS events_by_org
 CREATE INDEX IF NOT EXISTS jobs_by_function ON _reactor_jobs.jobs (org, function_name);
 
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------
+-- Version 3 (auth hardening).
+
+-- A webhook trigger's extra request headers to keep on its runs, beside the defaults
+-- (http/webhooks.py); NULL: the defaults only.
+ALTER TABLE _reactor_jobs.triggers ADD COLUMN IF NOT EXISTS headers text[];
+
+-- Who created an org through the API, for the per-user limit (max_orgs_per_user); NULL for
+-- orgs made by the CLI or before this version.
+ALTER TABLE _reactor_jobs.orgs ADD COLUMN IF NOT EXISTS created_by text
+    REFERENCES _reactor_jobs.users (id) ON DELETE SET NULL;
+CREATE INDEX IF NOT EXISTS orgs_by_creator ON _reactor_jobs.orgs (created_by);
+
+-- Adding a member is an invitation to an email, accepted by whoever signs in with it: the
+-- inviter learns nothing about whether the email has an account.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.invitations (
+    id         text PRIMARY KEY,
+    org        text NOT NULL REFERENCES _reactor_jobs.orgs (name) ON DELETE CASCADE,
+    email      text NOT NULL CHECK (email = lower(email)),
+    role       text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    invited_by text REFERENCES _reactor_jobs.users (id) ON DELETE SET NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    CONSTRAINT invitations_one_per_email UNIQUE (org, email)
+);
+CREATE INDEX IF NOT EXISTS invitations_by_email ON _reactor_jobs.invitations (email);
+
+INSERT INTO _reactor_jobs.schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;

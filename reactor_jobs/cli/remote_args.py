@@ -128,6 +128,11 @@ def _add_triggers(triggers: Commands) -> None:
         help="webhook only: read a signing secret (one line) from stdin; requests must then "
         "be signed with it",
     )  # fmt: skip
+    create.add_argument(
+        "--header", action="append", metavar="NAME",
+        help="webhook only, repeatable: a request header its runs keep beyond the defaults "
+        "(content-type, user-agent, webhook-id, … ; never authorization or cookies)",
+    )  # fmt: skip
     listed = _leaf(triggers, "list", "jobs triggers list", "list a job's triggers")
     listed.add_argument("name", metavar="NAME")
     delete = _leaf(triggers, "delete", "jobs triggers delete", "delete a trigger")
@@ -205,3 +210,5 @@ def check_remote_args(args: argparse.Namespace) -> None:
             args.subparser.error(f"--{flag} does not apply to --kind {args.kind}")
     if args.secret_stdin and args.kind != "webhook":
         args.subparser.error(f"--secret-stdin does not apply to --kind {args.kind}")
+    if args.header and args.kind != "webhook":
+        args.subparser.error(f"--header does not apply to --kind {args.kind}")

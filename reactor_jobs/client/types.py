@@ -81,6 +81,7 @@ class Trigger(_Object, frozen=True):
     topic: str | None = None
     url: str | None = None
     signed: bool | None = None
+    headers: list[str] | None = None  # webhooks: request headers kept beyond the defaults
 
 
 class DlqEntry(_Object, frozen=True):

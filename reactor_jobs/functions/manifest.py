@@ -55,7 +55,8 @@ class EventTrigger(_Wire, frozen=True, tag="event", tag_field="kind"):
 
 
 class WebhookTrigger(_Wire, frozen=True, tag="webhook", tag_field="kind"):
-    pass
+    # Request headers its runs keep beyond the defaults (triggers/specs.py).
+    headers: list[str] | None = None
 
 
 class ManualTrigger(_Wire, frozen=True, tag="manual", tag_field="kind"):

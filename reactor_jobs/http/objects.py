@@ -127,6 +127,8 @@ class Trigger(_Out, frozen=True):
     topic: str | None
     source: Literal["api", "manifest"]
     created_at: datetime
+    # Webhooks: request headers kept beyond the defaults (null: the defaults only).
+    headers: list[str] | None = None
 
     @classmethod
     def of(cls, record: TriggerRecord) -> Trigger:
