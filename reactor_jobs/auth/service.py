@@ -3,11 +3,11 @@ API keys, and turning a bearer token plus an org name into a Principal."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
+import hashlib
 import logging
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import msgspec
@@ -30,6 +30,7 @@ from reactor_jobs.auth.passwords import (
 )
 from reactor_jobs.auth.principal import RANK, Forbidden, Principal, Role, Unauthorized
 from reactor_jobs.auth.store import ApiKeyRow, Member, OrgRole
+from reactor_jobs.auth.throttle import PasswordHashers, SignInThrottle
 from reactor_jobs.auth.tokens import (
     REFRESH_PREFIX,
     AccessTokens,
@@ -107,7 +108,17 @@ class AuthService:
     def __init__(self, pool: asyncpg.Pool, config: Config) -> None:
         self._pool = pool
         self._jobs = config.jobs
-        self._refresh_ttl_s = config.jobs.auth.refresh_ttl_s
+        auth = config.jobs.auth
+        self._refresh_ttl_s = auth.refresh_ttl_s
+        self._hashers = PasswordHashers(auth.password_hash_threads, auth.password_hash_queue)
+        self.throttle = SignInThrottle(
+            auth.sign_in_failures_per_email,
+            auth.sign_in_failures_per_address,
+            auth.sign_in_window_s,
+        )
+
+    def close(self) -> None:
+        self._hashers.close()
 
     @functools.cached_property
     def access(self) -> AccessTokens:
@@ -126,24 +137,37 @@ class AuthService:
     async def create_user(self, email: str, password: str) -> str:
         email = normalize_email(email)
         check_password_rules(password)
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await self._hashers.run(hash_password, password)
         user_id = new_id("usr")
         if not await store.insert_user(self._pool, user_id, email, password_hash):
             raise AuthConflict(f"a user with email {email} already exists")
         return user_id
 
-    async def authenticate(self, email: str, password: str) -> str:
-        """The user id; unknown email and wrong password fail alike, in about the same time."""
-        user = await store.user_by_email(self._pool, email.strip().lower())
+    async def authenticate(self, email: str, password: str, address: str = "-") -> str:
+        """The user id; unknown email and wrong password fail alike, in about the same time.
+        Past the failure limits of the email or the client address: TooManyRequests, before
+        any password is checked."""
+        email = email.strip().lower()
+        self.throttle.check(email, address)
+        user = await store.user_by_email(self._pool, email)
         if user is None:
-            await asyncio.to_thread(verify_dummy, password)
-            raise Unauthorized(BAD_CREDENTIALS)
-        if not await asyncio.to_thread(verify_password, user.password_hash, password):
-            raise Unauthorized(BAD_CREDENTIALS)
+            await self._hashers.run(verify_dummy, password)
+            self._failed(email, address)
+        elif not await self._hashers.run(verify_password, user.password_hash, password):
+            self._failed(email, address)
+        self.throttle.succeeded(email)
         if needs_rehash(user.password_hash):
-            rehashed = await asyncio.to_thread(hash_password, password)
+            rehashed = await self._hashers.run(hash_password, password)
             await store.set_password_hash(self._pool, user.id, rehashed)
         return user.id
+
+    def _failed(self, email: str, address: str) -> NoReturn:
+        self.throttle.failed(email, address)
+        # The email hashed (it may be someone's password typed in the wrong box), never the
+        # password; the address as the server saw it.
+        digest = hashlib.sha256(email.encode()).hexdigest()[:16]
+        log.warning("sign-in failed: email sha256:%s from %s", digest, address)
+        raise Unauthorized(BAD_CREDENTIALS)
 
     async def has_users(self) -> bool:
         return await store.any_user(self._pool)

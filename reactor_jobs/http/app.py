@@ -5,6 +5,7 @@ same table. Serve it through app_runner (the access log, the header-read timeout
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -104,7 +105,15 @@ def create_app(node: Node, config: Config) -> web.Application:
     app[OPENAPI] = build_document([*table, *AUTH_DOCS])
     app.on_response_prepare.append(add_response_headers)
     app.on_shutdown.append(_end_streams)
+    app.on_cleanup.append(_close_auth(auth))
     return app
+
+
+def _close_auth(auth: AuthService) -> Callable[[web.Application], Awaitable[None]]:
+    async def close(_app: web.Application) -> None:
+        auth.close()
+
+    return close
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -44,7 +44,8 @@ async def token(request: web.Request) -> web.Response:
     grant_type = request.query.get("grant_type")
     if grant_type == "password":
         body = await _body(request, {"email", "password"})
-        user_id = await service.authenticate(_string(body, "email"), _string(body, "password"))
+        email, password = _string(body, "email"), _string(body, "password")
+        user_id = await service.authenticate(email, password, request.remote or "-")
         pair = await service.issue_tokens(user_id)
     elif grant_type == "refresh_token":
         body = await _body(request, {"refresh_token"})
