@@ -35,6 +35,7 @@ MAX_BODY = 64 * 1024
 TABLES = (
     "journal", "runs", "dlq", "events", "run_logs", "functions", "function_versions",
     "jobs", "triggers", "users", "orgs", "memberships", "refresh_tokens", "api_keys",
+    "invitations",
 )  # fmt: skip
 
 
@@ -132,7 +133,7 @@ class Api:
 def http_config(tmp_path: Path, max_body: int = MAX_BODY) -> Config:
     jobs = JobsConfig(
         data_dir=str(tmp_path),
-        auth=AuthConfig(jwt_secret=SECRET),
+        auth=AuthConfig(jwt_secret=SECRET, org_creation="any"),  # as in dev mode
         http=HttpConfig(port=0, max_body_bytes=max_body),
         max_concurrency_cap=10,
     )

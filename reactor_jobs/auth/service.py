@@ -18,6 +18,7 @@ from reactor_jobs.auth.errors import (
     AuthConflict,
     BadRequest,
     InvalidAuthField,
+    InvitationNotFound,
     OrgNotFound,
     UserNotFound,
 )
@@ -29,7 +30,7 @@ from reactor_jobs.auth.passwords import (
     verify_password,
 )
 from reactor_jobs.auth.principal import RANK, Forbidden, Principal, Role, Unauthorized
-from reactor_jobs.auth.store import ApiKeyRow, Member, OrgRole
+from reactor_jobs.auth.store import ApiKeyRow, Invitation, Member, OrgRole
 from reactor_jobs.auth.throttle import PasswordHashers, SignInThrottle
 from reactor_jobs.auth.tokens import (
     REFRESH_PREFIX,
@@ -187,18 +188,76 @@ class AuthService:
 
     # Orgs and memberships
 
-    async def create_org(self, name: str, owner_user_id: str) -> OrgRole:
+    async def create_org_as(self, name: str, user_id: str, email: str) -> OrgRole:
+        """An org created over the API: only if the config lets this user create orgs
+        (org_creation, server_admins) and they are under max_orgs_per_user."""
+        auth = self._jobs.auth
+        if auth.org_creation != "any" and email not in self._server_admins:
+            raise Forbidden("only server admins may create orgs here (jobs.auth.org_creation)")
         check_org_name(name)
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await store.insert_org(conn, name):
-                raise AuthConflict(f"org {name} already exists")
-            try:
-                await store.insert_membership(conn, name, owner_user_id, "owner")
-            except asyncpg.ForeignKeyViolationError:
-                raise UserNotFound(owner_user_id) from None
+            created = await store.lock_user_org_count(conn, user_id)
+            if created is None:
+                raise UserNotFound(user_id)
+            if created >= auth.max_orgs_per_user:
+                raise Forbidden(
+                    f"you have created {created} orgs, the most allowed "
+                    f"(jobs.auth.max_orgs_per_user = {auth.max_orgs_per_user})"
+                )
+            return await self._insert_org(conn, name, user_id, created_by=user_id)
+
+    async def create_org(self, name: str, owner_user_id: str) -> OrgRole:
+        """An org made by the operator (CLI, dev bootstrap): no policy, no limit."""
+        check_org_name(name)
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._insert_org(conn, name, owner_user_id)
+
+    async def _insert_org(
+        self, conn: Any, name: str, owner_user_id: str, created_by: str | None = None
+    ) -> OrgRole:
+        """Call inside a transaction."""
+        if not await store.insert_org(conn, name, created_by):
+            raise AuthConflict(f"org {name} already exists")
+        try:
+            await store.insert_membership(conn, name, owner_user_id, "owner")
+        except asyncpg.ForeignKeyViolationError:
+            raise UserNotFound(owner_user_id) from None
         return OrgRole(name=name, role="owner")
 
+    @functools.cached_property
+    def _server_admins(self) -> frozenset[str]:
+        return frozenset(email.strip().lower() for email in self._jobs.auth.server_admins)
+
+    async def invite(self, org: str, email: str, role: str, invited_by: str) -> Invitation:
+        """Invite an email to the org (renewing a pending invitation). The answer is the same
+        whether or not the email has an account, so it tells nothing about who is registered."""
+        checked_role, email = check_role(role), normalize_email(email)
+        if not await store.org_exists(self._pool, org):
+            raise OrgNotFound(org)
+        return await store.upsert_invitation(
+            self._pool, new_id("inv"), org, email, checked_role, invited_by,
+            self._jobs.auth.invitation_ttl_s,
+        )  # fmt: skip
+
+    async def invitations(self, user_id: str) -> list[Invitation]:
+        return await store.invitations_for_user(self._pool, user_id)
+
+    async def accept_invitation(self, user_id: str, invitation_id: str) -> OrgRole:
+        async with self._pool.acquire() as conn, conn.transaction():
+            taken = await store.take_invitation(conn, user_id, invitation_id)
+            if taken is None:
+                raise InvitationNotFound(invitation_id)
+            org, role = taken
+            if not await store.insert_membership(conn, org, user_id, role):
+                raise AuthConflict(f"you are already a member of org {org}")
+        return OrgRole(name=org, role=role)
+
+    async def decline_invitation(self, user_id: str, invitation_id: str) -> None:
+        if await store.take_invitation(self._pool, user_id, invitation_id) is None:
+            raise InvitationNotFound(invitation_id)
+
     async def add_member(self, org: str, email_or_user_id: str, role: str) -> Member:
+        """A membership made by the operator (CLI, dev bootstrap): no invitation."""
         checked_role = check_role(role)
         if not await store.org_exists(self._pool, org):
             raise OrgNotFound(org)

@@ -14,6 +14,7 @@ import os
 import signal
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.bootstrap import DEV_ADMIN_EMAIL, DEV_ORG, ensure_dev_admin
@@ -27,7 +28,17 @@ from reactor_jobs.node import Node
 DEV_PASSWORD_FILE = "dev-admin-password"
 
 
+def with_org_creation(config: Config, dev: bool) -> Config:
+    """An unset jobs.auth.org_creation: any user may create orgs in dev mode, else admins."""
+    auth = config.jobs.auth
+    if auth.org_creation is not None:
+        return config
+    auth = msgspec.structs.replace(auth, org_creation="any" if dev else "admins")
+    return msgspec.structs.replace(config, jobs=msgspec.structs.replace(config.jobs, auth=auth))
+
+
 async def serve(config: Config, *, dev: bool = False) -> int:
+    config = with_org_creation(config, dev or not config.jobs.database_url)
     node = await Node.open(config)
     runner = app_runner(create_app(node, config), config, handle_signals=False)
     stop = asyncio.Event()
