@@ -153,6 +153,16 @@ class Membership(_Object, frozen=True):
     role: str
 
 
+class Invitation(_Object, frozen=True):
+    """An invitation to join `org` with `role`, addressed to `email`."""
+
+    id: str
+    org: str
+    email: str
+    role: str
+    expires_at: datetime
+
+
 class User(_Object, frozen=True):
     id: str
     email: str
