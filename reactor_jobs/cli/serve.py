@@ -88,6 +88,31 @@ async def work(config: Config) -> int:
     return 0
 
 
+async def work_app(config: Config, target: str) -> int:
+    """`reactor worker --app pkg.module:app`: the app's code jobs, in this process."""
+    from reactor_jobs.app import load_app
+
+    app = load_app(target)
+    with _signals() as signalled:
+        await app.start()
+        stop = asyncio.Event()
+        workers = asyncio.create_task(app.worker(config.jobs.worker_count, stop))
+        try:
+            names = ", ".join(sorted(app.jobs)) or "none"
+            print(
+                f"Reactor Jobs worker for {target} (org {app.org}; jobs: {names}) running "
+                f"{config.jobs.worker_count} concurrent runs",
+                flush=True,
+            )
+            await _until_signalled(workers, signalled)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+            await app.close()
+    return 0
+
+
 async def _listen(runner: web.AppRunner, host: str, port: int) -> str:
     site = web.TCPSite(runner, host, port)
     try:
