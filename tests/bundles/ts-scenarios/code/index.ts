@@ -59,6 +59,7 @@ export default {
         throw { a: 1 };
       case "busy":
         await ctx.step("started", () => true);
+        console.log("spinning");
         while (true) {}
       case "wait-forever":
         await ctx.step("started", () => true);
