@@ -16,7 +16,7 @@ export function parseDuration(duration: Duration): number {
     const match = typeof duration === "string" ? DURATION.exec(duration) : null;
     if (match === null) {
       throw new TypeError(
-        `cannot read ${JSON.stringify(duration) ?? String(duration)} as a duration: ` +
+        `cannot read ${typeof duration === "string" ? `'${duration}'` : String(duration)} as a duration: ` +
           "use '30s', '15m', '24h', '7d'",
       );
     }
