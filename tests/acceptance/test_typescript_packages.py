@@ -11,7 +11,9 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from shutil import which
 
+import msgspec
 import pytest
 
 from reactor_jobs.hosts.bun_binary import find_bun
@@ -21,6 +23,16 @@ from tests.engine_fixtures import BUNDLES
 REPO = Path(__file__).resolve().parents[2]
 EMAIL, PASSWORD, ORG = "owner@acme.test", "correct horse battery", "acme"
 LISTENING = re.compile(rb"listening on (http://\S+)")
+# The client as Node >= 20 runs it: built by bun into plain ESM, fetch global.
+NODE_SCRIPT = """
+const { createClient, ReactorError } = await import(process.argv[1]);
+const reactor = createClient({ url: process.env.REACTOR_URL });
+await reactor.auth.signInWithPassword({ email: process.env.EMAIL, password: process.env.PASSWORD });
+reactor.auth.setOrg(process.env.ORG);
+const missing = await reactor.jobs.get("nope").catch((e) => e);
+console.log(JSON.stringify({ jobs: await reactor.jobs.list(), typed: missing instanceof ReactorError,
+                             code: missing.code, status: missing.status }));
+"""
 
 pytestmark = [
     pytest.mark.acceptance,
@@ -88,3 +100,23 @@ async def test_the_client_package_against_a_real_server(server: str) -> None:
     code, out = await bun_test("client", env)
     assert code == 0, out
     assert " 0 fail" in out and "(skip)" not in out
+
+
+@pytest.mark.skipif(which("node") is None, reason="no node")
+async def test_the_client_package_on_node(server: str, tmp_path: Path) -> None:
+    bun, node = find_bun(), which("node")
+    assert bun is not None and node is not None
+    build = await asyncio.create_subprocess_exec(
+        bun, "build", "packages/client/index.ts", "--outdir", str(tmp_path / "dist"),
+        "--target", "node", "--format", "esm", cwd=REPO, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await build.wait() == 0
+    env = cli_env(REACTOR_URL=server, EMAIL=EMAIL, PASSWORD=PASSWORD, ORG=ORG)
+    process = await asyncio.create_subprocess_exec(
+        node, "--input-type=module", "-e", NODE_SCRIPT, str(tmp_path / "dist" / "index.js"),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert msgspec.json.decode(out) == {"jobs": [], "typed": True, "code": "not_found",
+                                        "status": 404}  # fmt: skip
