@@ -30,8 +30,9 @@ const reactor = createClient({ url: process.env.REACTOR_URL });
 await reactor.auth.signInWithPassword({ email: process.env.EMAIL, password: process.env.PASSWORD });
 reactor.auth.setOrg(process.env.ORG);
 const missing = await reactor.jobs.get("nope").catch((e) => e);
-console.log(JSON.stringify({ jobs: await reactor.jobs.list(), typed: missing instanceof ReactorError,
-                             code: missing.code, status: missing.status }));
+const jobs = await reactor.jobs.list();
+const typed = missing instanceof ReactorError;
+console.log(JSON.stringify({ jobs, typed, code: missing.code, status: missing.status }));
 """
 
 pytestmark = [

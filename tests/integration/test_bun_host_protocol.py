@@ -228,4 +228,3 @@ async def test_an_unknown_message_ends_the_connection(host: HostDriver) -> None:
     await host.send({"t": "no-such-message"})
     async with asyncio.timeout(5):
         await host.closed.wait()
-
