@@ -228,3 +228,14 @@ async def test_an_unknown_message_ends_the_connection(host: HostDriver) -> None:
     await host.send({"t": "no-such-message"})
     async with asyncio.timeout(5):
         await host.closed.wait()
+
+
+async def test_the_spec_quickstart_bundle_runs_in_the_host(host: HostDriver) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "process-order-ts"
+    assert (await host.load(example, "process-order-v1"))["t"] == "loaded"
+    done, seen = await host.run_acking(await host.invoke("process-order-v1", {"orderId": "o1"}))
+    assert [(m["t"], m["pos"], m["name"]) for m in seen] == [
+        ("step", 0, "validate"), ("step", 1, "charge"), ("emit", 2, "order.processed"),
+    ]  # fmt: skip
+    assert seen[2]["payload"] == {"orderId": "o1"}
+    assert done["output"]["body"] == {"success": True, "orderId": "o1"}
