@@ -44,6 +44,8 @@ export interface Invoke {
   recorded?: Recorded[];
 }
 
+const MAX_TEXT = 64 * 1024; // a log message, an error message or traceback, in characters
+
 type Pending = { resolve: (ack: Ack) => void; reject: (err: unknown) => void };
 
 export class Attempt implements Channel {
@@ -104,7 +106,13 @@ export class Attempt implements Channel {
   log(level: LogLevel, message: string, fields: Record<string, unknown> | null): void {
     if (this.over) return;
     const step = current.getStore()?.step ?? null;
-    this.send({ t: "log", id: this.id, level, message: message.slice(0, 64 * 1024), fields, step });
+    const line = { t: "log", id: this.id, level, message: message.slice(0, MAX_TEXT), step };
+    try {
+      this.send({ ...line, fields });
+    } catch {
+      // fields that JSON cannot hold, or a frame over the limit: keep the line, say why
+      this.send({ ...line, fields: { dropped: "the fields could not be sent as JSON" } });
+    }
   }
 
   runStep<T>(key: string, fn: () => T | Promise<T>): Promise<T> {
@@ -113,7 +121,10 @@ export class Attempt implements Channel {
   }
 
   describe(err: unknown): ErrorInfo {
-    return describeError(err, this.frames);
+    const info = describeError(err, this.frames);
+    info.message = info.message.slice(0, MAX_TEXT);
+    if (info.traceback !== undefined) info.traceback = info.traceback.slice(0, MAX_TEXT);
+    return info;
   }
 
   suspend(): void {
