@@ -89,7 +89,9 @@ async def test_recorded_steps_are_answered_locally(host: HostDriver, fn: str) ->
     attempt = await host.invoke(fn, {"mode": "flaky", "ok_on": 2}, attempt=2, recorded=recorded)
     done, seen = await host.run_acking(attempt)
     # "a" is not proposed again; "b" failed before, so it runs again and is proposed.
-    assert [(m["t"], m["pos"], m["name"], m.get("output")) for m in seen] == [("step", 1, "b", 2)]
+    proposals = [(m["t"], m["pos"], m["name"], m.get("output")) for m in seen if m["t"] != "log"]
+    assert proposals == [("step", 1, "b", 2)]
+    assert [(m["message"], m["step"]) for m in seen if m["t"] == "log"] == [("running b", "b")]
     assert done["output"] == {"b": 2, "attempt": 2}
 
 
@@ -125,6 +127,7 @@ async def test_a_different_decision_is_proposed_and_a_nack_fails_it(
 ) -> None:
     recorded = [{"kind": "step", "name": "charge", "output": 1}]
     attempt = await host.invoke(fn, {"mode": "flaky"}, recorded=recorded)
+    assert (await host.next(attempt))["message"] == "running a"
     proposal = await host.next(attempt)
     assert (proposal["t"], proposal["pos"], proposal["name"]) == ("step", 0, "a")
     message = "position 0: recorded step `charge`, code asked for step `a`"

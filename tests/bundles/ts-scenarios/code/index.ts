@@ -14,13 +14,17 @@ export default {
           return { doubled: double(p.n ?? 1) };
         });
         await ctx.state.set("a", a);
-        const eventId = await ctx.emit(p.topic ?? "ts.done", { a });
+        const eventId = await ctx.emit(p.topic ?? "ts.done", { a, mode: "noop" });
         ctx.log.info("emitted", { eventId });
         return Response.json({ a, eventId, greeting: env.GREETING ?? null, attempt: ctx.attempt });
       }
       case "flaky": {
-        const a = await ctx.step("a", () => ({ got: 1 }));
+        const a = await ctx.step("a", () => {
+          console.log("running a");
+          return { got: 1 };
+        });
         const b = await ctx.step("b", () => {
+          console.log("running b");
           if (ctx.attempt < (p.ok_on ?? 2)) throw new Error(`b fails on attempt ${ctx.attempt}`);
           return a.got + 1;
         });
