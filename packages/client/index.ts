@@ -64,7 +64,7 @@ export interface PolicyFields {
   timeoutMs?: number;
 }
 
-function policyBody(fields: Record<string, unknown>): Record<string, unknown> {
+function policyBody(fields: object): Record<string, unknown> {
   const names: Record<string, string> = {
     functionName: "function_name", maxAttempts: "max_attempts", backoff: "backoff",
     initialDelayMs: "initial_delay_ms", maxDelayMs: "max_delay_ms",

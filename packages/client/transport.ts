@@ -90,7 +90,11 @@ export class Transport {
     if (token) headers.Authorization = `Bearer ${token}`;
     if (this.org) headers[ORG_HEADER] = this.org;
     try {
-      return await fetch(this.url + path + query(options.params), { method, headers, body });
+      return await fetch(this.url + path + query(options.params), {
+        method,
+        headers,
+        body: body as BodyInit | undefined,
+      });
     } catch (err) {
       throw new ReactorError(
         `cannot reach the Reactor server at ${this.url}: ${(err as Error).message}`,

@@ -59,7 +59,7 @@ describe("step", () => {
 
   test("a recorded output is returned without calling fn", async () => {
     const { ctx, channel } = context([{ kind: "step", name: "a", output: { cached: true } }]);
-    const out = await ctx.step("a", () => {
+    const out = await ctx.step<unknown>("a", () => {
       throw new Error("must not run");
     });
     expect(out).toEqual({ cached: true });
@@ -106,7 +106,7 @@ describe("step", () => {
     ],
   ])("refuses what JSON cannot hold (%#)", async (fn, problem) => {
     const { ctx, channel } = context();
-    const err = await ctx.step("x", fn as () => unknown).catch((e) => e);
+    const err = (await ctx.step("x", fn as () => unknown).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(StepOutputError);
     expect(err.message).toBe(`the output of step 'x' cannot be stored as JSON: ${problem}`);
     expect(channel.proposals).toEqual([]);

@@ -40,5 +40,7 @@ function describe(name: string, err: unknown): string[] {
   });
 }
 
+export {};
+
 const input = (await Bun.stdin.json()) as Input;
 console.log(JSON.stringify({ errors: check(input) }));
