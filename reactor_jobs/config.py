@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.engine.hosts import HostSettings
 from reactor_jobs.triggers.signature import signing_key
 
 DEFAULT_CONFIG_FILE = "reactor.toml"
@@ -77,9 +78,7 @@ class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data_dir: str = ".reactor"
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
-    functions: ServiceConfig = msgspec.field(
-        default_factory=lambda: ServiceConfig(url="http://localhost:8004")
-    )
+    functions: HostSettings = msgspec.field(default_factory=HostSettings)
     data: ServiceConfig = msgspec.field(
         default_factory=lambda: ServiceConfig(url="http://localhost:8002")
     )

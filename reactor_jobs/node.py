@@ -1,22 +1,22 @@
-"""One process's engine, wired from config: pool, journal, registry, runtimes, control and
-workers. `reactor worker` runs a Node's workers; `reactor serve` adds the HTTP API."""
+"""One process's engine, wired from config: pool, journal, registry, function hosts, control
+and workers. `reactor worker` runs a Node's workers; `reactor serve` adds the HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import asyncpg
 
 from reactor_jobs.config import Config
 from reactor_jobs.database import create_pool, resolve_database_url
+from reactor_jobs.engine.attempt import function_env
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.engine.schema import migrate
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
 
 class Node:
@@ -31,7 +31,8 @@ class Node:
             default_timeout_ms=jobs.default_timeout_ms,
         )
         self.control = RunControl(pool, self.journal, self.registry)
-        self.runtimes = Runtimes(Path(jobs.data_dir).resolve() / "bundles")
+        # Job code runs in function hosts, never in this process.
+        self.hosts = HostPool(jobs.functions, env=function_env())
 
     @classmethod
     async def open(cls, config: Config, *, extra_connections: int = 4) -> Node:
@@ -50,7 +51,7 @@ class Node:
             self.pool,
             self.journal,
             self.registry,
-            self.runtimes,
+            self.hosts,
             concurrency=jobs.worker_count,
             lease_ms=jobs.lease_ms,
             poll_ms=jobs.scheduler_interval_ms,
@@ -68,5 +69,6 @@ class Node:
         await asyncio.gather(self.worker().run(stop), scheduler.run(stop))
 
     async def close(self) -> None:
+        await self.hosts.close()
         await self.journal.close()
         await self.pool.close()

@@ -211,6 +211,10 @@ async def dispatch(args: argparse.Namespace, config: Config) -> int:
             from reactor_jobs.cli import users
 
             return await users.add_member(config, args.name, args.email, args.role)
+        case "functions host":
+            from reactor_jobs.hosts import service
+
+            return await service.serve(args.listen, config.jobs.functions.api_key)
         case "api-keys create":
             from reactor_jobs.cli import users
 

@@ -81,6 +81,11 @@ def _add_functions(functions: Commands) -> None:
     check = _leaf(functions, "check", "functions check", check_help)
     check.add_argument("name", metavar="NAME")
     check.add_argument("--version", type=int, required=True, metavar="N")
+    host = functions.add_parser(
+        "host", help="run a function-host service for workers ([jobs.functions] url)"
+    )
+    host.set_defaults(command="functions host")
+    host.add_argument("--listen", default="127.0.0.1:8004", metavar="HOST:PORT")
 
 
 def _add_jobs(jobs: Commands) -> None:

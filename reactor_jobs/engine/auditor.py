@@ -8,10 +8,10 @@ import msgspec
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.audit import ReplayReport, replay_check, state_at
 from reactor_jobs.engine.errors import RunNotFound
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal, RecordedEvent
 from reactor_jobs.engine.replay import RunState
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
 _IN_FLIGHT = """
 SELECT r.run_id FROM _reactor_jobs.runs AS r
@@ -32,8 +32,8 @@ class FunctionCheck(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Auditor:
-    def __init__(self, journal: Journal, registry: Registry, runtimes: Runtimes) -> None:
-        self.journal, self.registry, self.runtimes = journal, registry, runtimes
+    def __init__(self, journal: Journal, registry: Registry, hosts: HostPool) -> None:
+        self.journal, self.registry, self.hosts = journal, registry, hosts
 
     async def records(self, org: str, run_id: str) -> list[RecordedEvent]:
         if await self.journal.pool.fetchval(_OWNED, org, run_id) is None:
@@ -47,19 +47,20 @@ class Auditor:
         assert isinstance(first, ev.Triggered), "every stream starts with Triggered"
         chosen = first.function_version if version is None else version
         fv = await self.registry.get_version(org, first.function, chosen)
-        handler = await self.runtimes.load(fv)
-        return await replay_check(records, handler, version=chosen)
+        host = await self.hosts.host(org, fv.runtime)
+        return await replay_check(records, host, fv, version=chosen)
 
     async def check_function(self, org: str, function: str, version: int) -> FunctionCheck:
         """Would promoting `version` be safe for the runs in flight on this function?"""
-        handler = await self.runtimes.load(await self.registry.get_version(org, function, version))
+        fv = await self.registry.get_version(org, function, version)
         in_flight = [r["run_id"] for r in await self.journal.pool.fetch(_IN_FLIGHT, org, function)]
         reports = []
         for start in range(0, len(in_flight), _CHECK_BATCH):  # one read per batch of runs
             chunk = in_flight[start : start + _CHECK_BATCH]
             streams = await self.journal.read_streams(chunk)
             for run_id in chunk:
-                reports.append(await replay_check(streams[run_id], handler, version=version))
+                host = await self.hosts.host(org, fv.runtime)
+                reports.append(await replay_check(streams[run_id], host, fv, version=version))
         diverging = sum(not r.ok for r in reports)
         return FunctionCheck(
             function=function,

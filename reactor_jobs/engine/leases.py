@@ -40,7 +40,6 @@ def _expiry(row: asyncpg.Record) -> list[ev.Event]:
         row["attempt"],
         max_attempts=row["max_attempts"],
         error=error,
-        now=row["db_now"],
         delay_ms=delay,
         dlq_id=new_id("dlq"),
     )

@@ -39,10 +39,11 @@ STATUS: dict[str, int] = {
     "concurrency_exceeded": 429,
     "rate_limited": 429,
     "database_unavailable": 503,
+    "host_unavailable": 503,
 }
 # Codes that mean the server failed, or that only job code sees (inside a run): a plain 500.
 INTERNAL_CODES = frozenset(
-    {"internal", "journal_tampered", "config_error", "not_built", "step_output"}
+    {"internal", "journal_tampered", "config_error", "not_built", "step_output", "nondeterministic"}
 )
 # aiohttp's own HTTP errors (unknown path, wrong method, its body limit) by status.
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
