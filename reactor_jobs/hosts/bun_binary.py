@@ -27,13 +27,14 @@ def find_bun() -> str | None:
     return shutil.which("bun")
 
 
-def bun_host_command(bun: str | None = None) -> list[str]:
+def bun_host_command(bun: str | None = None) -> list[str] | None:
     """The argv that starts the bun host (run it in the host's working directory, with
-    REACTOR_HOST_SOCKET and REACTOR_HOST_TOKEN set). `--no-install` keeps bun from fetching
-    packages a bundle imports; a bundle brings its own dependencies."""
+    REACTOR_HOST_SOCKET and REACTOR_HOST_TOKEN set), or None when there is no bun. The
+    engine's host pool calls this for the `bun` runtime (engine/hosts.py, COMMANDS).
+    `--no-install` keeps bun from fetching packages a bundle imports."""
     path = bun or find_bun()
     if path is None:
-        raise FileNotFoundError(HOW_TO_GET_BUN)
+        return None
     return [path, "--no-install", str(HOST_PROGRAM)]
 
 

@@ -6,35 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reactor_jobs.functions.bundle import pack_dir
-from reactor_jobs.functions.errors import BundleError
 from reactor_jobs.hosts.bun_binary import find_bun
 from tests.engine_fixtures import BUNDLES, ORG, Engine
-
-
-def _workers_run_bun() -> bool:
-    """False until the workers' host manager starts bun hosts."""
-    try:
-        from reactor_jobs.functions.runtime import Runtimes
-
-        Runtimes(Path("/nonexistent")).get("bun")
-    except BundleError:
-        return False
-    except ImportError:
-        return True  # the in-process runtimes are gone: hosts run everything
-    return True
-
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(60),
     pytest.mark.skipif(find_bun() is None, reason="no bun executable"),
-    pytest.mark.skipif(not _workers_run_bun(), reason="workers do not start bun hosts yet"),
 ]
 
 
@@ -49,12 +32,20 @@ async def ts_job(engine: Engine, job: str, **policy: Any) -> None:
     await engine.job(job, "ts-scenarios", **policy)
 
 
-async def log_lines(engine: Engine, run_id: str) -> list[tuple[str, str | None, int]]:
-    rows = await engine.pool.fetch(
-        "SELECT message, step, attempt FROM _reactor_jobs.run_logs WHERE run_id = $1 ORDER BY id",
-        run_id,
-    )
-    return [(r["message"], r["step"], r["attempt"]) for r in rows]
+async def log_lines(
+    engine: Engine, run_id: str, at_least: int = 1
+) -> list[tuple[str, str | None, int]]:
+    """The run's log lines, once there are `at_least` (log lines are written in batches)."""
+    async with asyncio.timeout(10):
+        while True:
+            rows = await engine.pool.fetch(
+                "SELECT message, step, attempt FROM _reactor_jobs.run_logs"
+                " WHERE run_id = $1 ORDER BY id",
+                run_id,
+            )
+            if len(rows) >= at_least:
+                return [(r["message"], r["step"], r["attempt"]) for r in rows]
+            await asyncio.sleep(0.05)
 
 
 async def test_completed_steps_are_not_run_again_on_a_retry(engine: Engine) -> None:
@@ -63,7 +54,7 @@ async def test_completed_steps_are_not_run_again_on_a_retry(engine: Engine) -> N
     run = await engine.control.trigger(ORG, "flaky", payload={"mode": "flaky", "ok_on": 3})
     done = await engine.wait(run.id)
     assert (done.status, done.output) == ("completed", {"b": 2, "attempt": 3})
-    assert await log_lines(engine, run.id) == [
+    assert await log_lines(engine, run.id, 4) == [
         ("running a", "a", 1), ("running b", "b", 1), ("running b", "b", 2),
         ("running b", "b", 3),
     ]  # fmt: skip
@@ -95,7 +86,7 @@ async def test_emit_fans_out_to_a_python_job(engine: Engine) -> None:
         "SELECT run_id FROM _reactor_jobs.runs WHERE job = 'listener'"
     )
     assert (await engine.wait(listener)).status == "completed"
-    assert ("computing a for " + run.id, "a", 1) in await log_lines(engine, run.id)
+    assert ("computing a for " + run.id, "a", 1) in await log_lines(engine, run.id, 2)
 
 
 async def test_a_two_second_sleep(engine: Engine) -> None:

@@ -86,8 +86,7 @@ def test_where_bun_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("REACTOR_BUN", str(fake))
     assert find_bun() == str(fake)
     command = bun_host_command()
-    assert command[0] == str(fake) and command[-1].endswith("reactor_jobs/hosts/bun/host.ts")
+    assert command is not None and command[0] == str(fake)
+    assert command[-1].endswith("reactor_jobs/hosts/bun/host.ts")
     monkeypatch.setenv("REACTOR_BUN", str(tmp_path / "missing"))
-    assert find_bun() is None
-    with pytest.raises(FileNotFoundError, match="REACTOR_BUN"):
-        bun_host_command()
+    assert find_bun() is None and bun_host_command() is None

@@ -150,7 +150,7 @@ describe("emit", () => {
     const replay = context([{ kind: "emit", name: "order.processed", event_id: "evt_old" }]);
     expect(await replay.ctx.emit("order.processed", {})).toBe("evt_old");
     expect(replay.channel.proposals).toEqual([]);
-    await expect(ctx.emit("", {})).rejects.toThrow("a topic must be a non-empty string");
+    await expect(ctx.emit("", {})).rejects.toThrow("a topic name must be a non-empty string");
   });
 });
 
@@ -160,7 +160,7 @@ describe("sleep", () => {
     const err = await ctx.sleep("cool-off", "24h").catch((e) => e);
     expect(err).toBeInstanceOf(AttemptSignal);
     expect(channel.suspended).toBe(true);
-    expect(channel.proposals).toEqual([{ t: "sleep", pos: 0, name: "cool-off", ms: 86_400_000 }]);
+    expect(channel.proposals).toEqual([{ t: "sleep", pos: 0, name: "cool-off", ms: 86_400_000, replay: false }]);
   });
 
   test("a sleep recorded as done returns at once", async () => {
@@ -172,8 +172,43 @@ describe("sleep", () => {
   test("sleepUntil sends the time in UTC", async () => {
     const { ctx, channel } = context();
     await ctx.sleepUntil("until-9", new Date("2026-12-05T10:00:00+01:00")).catch(() => {});
-    expect(channel.proposals).toEqual([{ t: "sleep", pos: 0, name: "until-9", until: "2026-12-05T09:00:00.000Z" }]);
+    expect(channel.proposals).toEqual([
+      { t: "sleep", pos: 0, name: "until-9", until: "2026-12-05T09:00:00.000Z", replay: false },
+    ]);
     await expect(ctx.sleepUntil("bad", "not a date")).rejects.toThrow("sleepUntil needs a Date");
+  });
+});
+
+describe("audit replays and resumed sleeps", () => {
+  test("a replay never runs a step: the worker's ack answers", async () => {
+    const channel = new LocalChannel();
+    channel.propose = async (p) => {
+      channel.proposals.push(p);
+      return p.t === "step" ? { output: { from: "journal" } } : { resume: true };
+    };
+    const recorded: Recorded[] = [{ kind: "step", name: "a", output: "ignored in a replay" }];
+    const ctx = new JobContext({ run: RUN, recorded, replay: true, channel });
+    const out = await ctx.step("a", () => {
+      throw new Error("must not run");
+    });
+    expect(out).toEqual({ from: "journal" });
+    await ctx.sleep("nap", "1s"); // resume: true, so no suspension
+    expect(channel.suspended).toBe(false);
+    expect(channel.proposals).toEqual([
+      { t: "step", pos: 0, name: "a", replay: true },
+      { t: "sleep", pos: 1, name: "nap", ms: 1000, replay: true },
+    ]);
+  });
+});
+
+describe("NUL characters", () => {
+  test("cannot be stored, nor be part of a name", async () => {
+    const { ctx } = context();
+    await expect(ctx.step("a", () => ({ text: "a\u0000b" }))).rejects.toThrow(
+      "the output of step 'a' contains a NUL character, which cannot be stored",
+    );
+    await expect(ctx.step("a\u0000", () => 1)).rejects.toThrow("a step name must be");
+    await expect(ctx.state.set("k\u0000", 1)).rejects.toThrow("a state key name must be");
   });
 });
 

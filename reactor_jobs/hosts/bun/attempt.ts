@@ -7,6 +7,7 @@ import {
   AttemptSignal,
   JobContext,
   ReactorJobsError,
+  StepOutputError,
   describeError,
   isAttemptSignal,
   toJsonValue,
@@ -42,9 +43,13 @@ export interface Invoke {
   };
   state?: Record<string, unknown>;
   recorded?: Recorded[];
+  replay?: boolean;
 }
 
-const MAX_TEXT = 64 * 1024; // a log message, an error message or traceback, in characters
+// In characters, as the Python host cuts them.
+const MAX_LOG = 16_000;
+const MAX_MESSAGE = 4000;
+const MAX_TRACEBACK = 8000;
 
 type Pending = { resolve: (ack: Ack) => void; reject: (err: unknown) => void };
 
@@ -69,6 +74,7 @@ export class Attempt implements Channel {
       run: invoke.run,
       state: invoke.state ?? {},
       recorded: invoke.recorded ?? [],
+      replay: invoke.replay === true,
       channel: this,
     });
     await current.run({ attempt: this, step: null }, async () => {
@@ -77,7 +83,10 @@ export class Attempt implements Channel {
         const result = await handler.fetch(request, Object.freeze({ ...invoke.env }), ctx);
         this.finish({ outcome: "completed", output: await toOutput(result) });
       } catch (err) {
-        if (!isAttemptSignal(err)) this.finish({ outcome: "failed", error: this.describe(err) });
+        if (isAttemptSignal(err)) return;
+        const error = this.describe(err);
+        if (err instanceof StepOutputError) error.retryable = false; // it would fail again
+        this.finish({ outcome: "failed", error });
       }
     });
   }
@@ -106,7 +115,7 @@ export class Attempt implements Channel {
   log(level: LogLevel, message: string, fields: Record<string, unknown> | null): void {
     if (this.over) return;
     const step = current.getStore()?.step ?? null;
-    const line = { t: "log", id: this.id, level, message: message.slice(0, MAX_TEXT), step };
+    const line = { t: "log", id: this.id, level, message: message.slice(0, MAX_LOG), step };
     try {
       this.send({ ...line, fields });
     } catch {
@@ -122,8 +131,8 @@ export class Attempt implements Channel {
 
   describe(err: unknown): ErrorInfo {
     const info = describeError(err, this.frames);
-    info.message = info.message.slice(0, MAX_TEXT);
-    if (info.traceback !== undefined) info.traceback = info.traceback.slice(0, MAX_TEXT);
+    info.message = info.message.slice(0, MAX_MESSAGE);
+    if (info.traceback !== undefined) info.traceback = info.traceback.slice(-MAX_TRACEBACK);
     return info;
   }
 
@@ -134,7 +143,7 @@ export class Attempt implements Channel {
   cancel(): void {
     this.finish({
       outcome: "failed",
-      error: { type: "Cancelled", message: "the attempt was cancelled", retryable: true },
+      error: { type: "Cancelled", message: "the worker stopped this attempt", retryable: true },
     });
   }
 
@@ -166,21 +175,22 @@ export function toRequest(invoke: Invoke): Request {
   return new Request(url, { method, headers, body });
 }
 
-/** The function's result as the run's output: a Response becomes status, headers and its
- * body (parsed when JSON); anything else must be JSON itself. */
+/** The function's result as the run's output, as the Python host makes it
+ * (functions/messages.py, to_output): a Response's body, parsed when it is JSON, else its
+ * text, null when empty (the status is not part of it); anything else must be JSON. */
 export async function toOutput(result: unknown): Promise<unknown> {
   if (result instanceof Response) {
     const text = await result.text();
-    let body: unknown = text === "" ? null : text;
-    if (text !== "" && JSON_TYPE.test(result.headers.get("content-type") ?? "")) {
+    if (text === "") return null;
+    if (JSON_TYPE.test(result.headers.get("content-type") ?? "")) {
       try {
-        body = JSON.parse(text);
-      } catch {
+        return toJsonValue(JSON.parse(text), "the run's output");
+      } catch (err) {
+        if (err instanceof StepOutputError) throw err;
         // a mislabelled body stays text
       }
     }
-    const headers = Object.fromEntries(result.headers.entries());
-    return toJsonValue({ status: result.status, headers, body }, "the function's response");
+    return toJsonValue(text, "the run's output");
   }
-  return toJsonValue(result, "the function's result");
+  return toJsonValue(result, "the run's output");
 }

@@ -118,7 +118,7 @@ export class Session {
     if (loaded === undefined) {
       attempt.finish({
         outcome: "failed",
-        error: { type: "LoadError", message: `function ${invoke.fn} is not loaded`, retryable: false },
+        error: { type: "BundleError", message: "the function is not loaded", retryable: false },
       });
       return;
     }

@@ -20,14 +20,19 @@ export type Recorded =
 export type Proposal =
   | { t: "step"; pos: number; name: string; output: unknown; duration_ms: number }
   | { t: "step"; pos: number; name: string; error: ErrorInfo }
+  | { t: "step"; pos: number; name: string; replay: true }
   | { t: "state"; key: string; value: unknown }
   | { t: "state"; key: string; deleted: true }
   | { t: "emit"; pos: number; name: string; payload: unknown }
-  | { t: "sleep"; pos: number; name: string; ms: number }
-  | { t: "sleep"; pos: number; name: string; until: string };
+  | { t: "sleep"; pos: number; name: string; ms: number; replay?: boolean }
+  | { t: "sleep"; pos: number; name: string; until: string; replay?: boolean };
 
 export interface Ack {
   event_id?: string;
+  /** Audit replays: a step's recorded output. */
+  output?: unknown;
+  /** A sleep that is already over: go on instead of suspending. */
+  resume?: boolean;
 }
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -57,13 +62,15 @@ export interface ContextInit {
   run: RunInfo;
   state?: Record<string, unknown>;
   recorded?: Recorded[];
+  /** An audit replay: step functions never run; the worker answers every decision. */
+  replay?: boolean;
   channel: Channel;
 }
 
 const MAX_NAME = 200;
 
-function checkName(name: unknown, kind: string): asserts name is string {
-  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME) {
+export function checkName(name: unknown, kind: string): asserts name is string {
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME || name.includes("\0")) {
     throw new TypeError(`a ${kind} name must be a non-empty string of at most ${MAX_NAME} characters`);
   }
 }
@@ -103,6 +110,7 @@ export class RunState {
   }
 
   async set(key: string, value: unknown): Promise<void> {
+    checkName(key, "state key");
     const stored = toJsonValue(value, `state '${key}'`);
     if (this.#values.has(key) && jsonEqual(this.#values.get(key), stored)) {
       return; // a replay writing what is already there proposes nothing
@@ -151,6 +159,7 @@ export class JobContext {
   readonly log: RunLog;
   readonly #channel: Channel;
   readonly #recorded: Recorded[];
+  readonly #replay: boolean;
   readonly #uses = new Map<string, number>();
   #position = 0;
 
@@ -163,6 +172,7 @@ export class JobContext {
     this.payload = init.run.payload;
     this.#channel = init.channel;
     this.#recorded = init.recorded ?? [];
+    this.#replay = init.replay ?? false;
     this.state = new RunState(init.state ?? {}, init.channel);
     this.log = new RunLog(init.channel);
   }
@@ -176,9 +186,13 @@ export class JobContext {
   async step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
     const key = this.#key(name, "step");
     const pos = this.#position++;
-    const recorded = this.#recorded[pos];
+    const recorded = this.#take(pos);
     if (recorded?.kind === "step" && recorded.name === key && !recorded.failed) {
       return recorded.output as T;
+    }
+    if (this.#replay) {
+      // an audit replay never runs a step: the recording answers
+      return (await this.#channel.propose({ t: "step", pos, name: key, replay: true })).output as T;
     }
     const started = performance.now();
     let output: T;
@@ -199,11 +213,9 @@ export class JobContext {
   /** Record an event on `topic` once per run; returns its id (the same on replays). Jobs
    * with an event trigger on exactly that topic start a run each. */
   async emit(topic: string, payload: unknown = null): Promise<string> {
-    if (typeof topic !== "string" || topic.length === 0 || topic.length > MAX_NAME) {
-      throw new TypeError(`a topic must be a non-empty string of at most ${MAX_NAME} characters`);
-    }
+    checkName(topic, "topic");
     const pos = this.#position++;
-    const recorded = this.#recorded[pos];
+    const recorded = this.#take(pos);
     if (recorded?.kind === "emit" && recorded.name === topic) return recorded.event_id;
     const stored = toJsonValue(payload, `the payload of event '${topic}'`);
     const ack = await this.#channel.propose({ t: "emit", pos, name: topic, payload: stored });
@@ -230,11 +242,17 @@ export class JobContext {
 
   async #sleep(key: string, when: { ms: number } | { until: string }): Promise<void> {
     const pos = this.#position++;
-    const recorded = this.#recorded[pos];
+    const recorded = this.#take(pos);
     if (recorded?.kind === "sleep" && recorded.name === key && recorded.done) return;
-    await this.#channel.propose({ t: "sleep", pos, name: key, ...when } as Proposal);
+    const proposal = { t: "sleep", pos, name: key, ...when, replay: this.#replay } as Proposal;
+    if ((await this.#channel.propose(proposal)).resume) return;
     this.#channel.suspend();
     throw new AttemptSignal("suspended");
+  }
+
+  /** What was recorded at this position (nothing in an audit replay). */
+  #take(pos: number): Recorded | undefined {
+    return this.#replay ? undefined : this.#recorded[pos];
   }
 
   #key(name: string, kind: "step" | "sleep"): string {

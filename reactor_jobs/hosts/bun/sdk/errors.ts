@@ -36,7 +36,7 @@ const SIGNAL = Symbol.for("reactor.jobs.AttemptSignal");
 export class AttemptSignal extends Error {
   readonly [SIGNAL] = true;
   constructor(readonly kind: "suspended" | "cancelled") {
-    super(kind === "suspended" ? "the run sleeps; this attempt is over" : "the attempt was cancelled");
+    super(kind === "suspended" ? "the run sleeps; this attempt is over" : "the worker stopped this attempt");
     this.name = kind === "suspended" ? "Suspended" : "Cancelled";
   }
 }

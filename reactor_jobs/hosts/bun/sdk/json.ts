@@ -22,6 +22,9 @@ export function toJsonValue(value: unknown, what: string): unknown {
   if (size > MAX_OUTPUT_BYTES) {
     throw new StepOutputError(`${what} is ${size} bytes; the limit is ${MAX_OUTPUT_BYTES}`);
   }
+  if (text.includes("\\u0000")) {
+    throw new StepOutputError(`${what} contains a NUL character, which cannot be stored`);
+  }
   return JSON.parse(text);
 }
 
