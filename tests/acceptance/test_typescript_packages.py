@@ -16,6 +16,7 @@ from shutil import which
 import msgspec
 import pytest
 
+from reactor_jobs.client import create_client
 from reactor_jobs.hosts.bun_binary import find_bun
 from tests.cli_runner import cli_env, run_cli
 from tests.engine_fixtures import BUNDLES
@@ -121,3 +122,42 @@ async def test_the_client_package_on_node(server: str, tmp_path: Path) -> None:
     assert process.returncode == 0, err.decode()
     assert msgspec.json.decode(out) == {"jobs": [], "typed": True, "code": "not_found",
                                         "status": 404}  # fmt: skip
+
+
+async def test_the_spec_quickstart_in_typescript(server: str, tmp_path: Path) -> None:
+    """The spec's quickstart as written: the CLI creates, deploys and promotes the bun bundle
+    (examples/process-order-ts), then its client script creates the job and triggers it."""
+    env = cli_env(REACTOR_URL=server, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    login = ("login", "--email", EMAIL, "--password-stdin")
+    code, out, err = await run_cli(*login, cwd=tmp_path, env=env, stdin=PASSWORD + "\n")
+    assert code == 0, out + err
+    example = REPO / "examples" / "process-order-ts"
+    for args in (
+        ("functions", "create", "process-order", "--runtime", "bun"),
+        ("functions", "deploy", "process-order", "--dir", str(example)),
+        ("functions", "promote", "process-order"),
+    ):
+        code, out, err = await run_cli(*args, cwd=tmp_path, env=env)
+        assert code == 0, f"{args}: {out}{err}"
+    bun = find_bun()
+    assert bun is not None
+    script_env = cli_env(REACTOR_URL=server, REACTOR_EMAIL=EMAIL, REACTOR_PASSWORD=PASSWORD)
+    process = await asyncio.create_subprocess_exec(
+        bun, "--no-install", str(example / "client.ts"), cwd=REPO, env=script_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out_bytes, err_bytes = await process.communicate()
+    assert process.returncode == 0, err_bytes.decode()
+    run_id, status = out_bytes.decode().split()
+    assert run_id.startswith("run_") and status == "queued"
+    async with create_client(server) as client:
+        await client.auth.sign_in_with_password(email=EMAIL, password=PASSWORD)
+        client.auth.set_org(ORG)
+        async with asyncio.timeout(30):
+            while (run := await client.jobs.runs.get("process-order", run_id)).status not in (
+                "completed", "failed",
+            ):  # fmt: skip
+                await asyncio.sleep(0.1)
+        assert (run.status, run.output) == ("completed", {"success": True, "orderId": "ord_123"})
+        events = await client.events.list(topic="order.processed")
+        assert [(e.run_id, e.payload) for e in events] == [(run_id, {"orderId": "ord_123"})]
