@@ -188,7 +188,7 @@ describe("audit replays and resumed sleeps", () => {
     };
     const recorded: Recorded[] = [{ kind: "step", name: "a", output: "ignored in a replay" }];
     const ctx = new JobContext({ run: RUN, recorded, replay: true, channel });
-    const out = await ctx.step("a", () => {
+    const out = await ctx.step<unknown>("a", () => {
       throw new Error("must not run");
     });
     expect(out).toEqual({ from: "journal" });
