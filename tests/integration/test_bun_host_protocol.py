@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from reactor_jobs.hosts.bun_binary import bun_host_command, find_bun
@@ -244,3 +246,44 @@ async def test_the_spec_quickstart_bundle_runs_in_the_host(host: HostDriver) -> 
     ]  # fmt: skip
     assert seen[2]["payload"] == {"orderId": "o1"}
     assert done["output"] == {"success": True, "orderId": "o1"}
+
+
+async def test_the_host_serves_workers_over_tcp(tmp_path: Path) -> None:
+    """`--listen HOST:PORT`: the same session behind a TCP listener; the connecting worker
+    says hello with the token, as to a remote host service."""
+    command = bun_host_command()
+    assert command is not None
+    process = await asyncio.create_subprocess_exec(
+        *command, "--listen", "127.0.0.1:0", cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+        env={"REACTOR_HOST_TOKEN": "the-api-key"},
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(10):
+            line = (await process.stderr.readline()).decode()
+        port = int(line.rsplit(":", 1)[1])
+        refused_reader, refused = await asyncio.open_connection("127.0.0.1", port)
+        refused.write(frame({"t": "hello", "protocol": 1, "runtime": "bun", "token": "wrong"}))
+        assert await refused_reader.read() == b""  # closed without a welcome
+        refused.close()
+        await refused.wait_closed()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        hello = {"t": "hello", "protocol": 1, "runtime": "bun", "org": "o", "token": "the-api-key"}
+        writer.write(frame(hello))
+        async with asyncio.timeout(10):
+            assert await read_frame(reader) == {"t": "welcome", "protocol": 1}
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        process.kill()
+        await process.wait()
+
+
+def frame(message: dict[str, Any]) -> bytes:
+    body = msgspec.json.encode(message)
+    return struct.pack(">I", len(body)) + body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Any:
+    (size,) = struct.unpack(">I", await reader.readexactly(4))
+    return msgspec.json.decode(await reader.readexactly(size))

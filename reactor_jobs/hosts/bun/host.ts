@@ -123,7 +123,11 @@ export function listenTcp(address: string, token: string, bundles: string): void
   const host = address.slice(0, cut) || "127.0.0.1";
   const port = Number(address.slice(cut + 1));
   const server = createServer((socket) => serve(socket, bundles, () => {}, token));
-  server.listen(port, host, () => original.error(`function host listening on ${host}:${port}`));
+  server.listen(port, host, () => {
+    const bound = server.address();
+    const at = typeof bound === "object" && bound !== null ? bound.port : port;
+    original.error(`function host listening on ${host}:${at}`);
+  });
 }
 
 if (import.meta.main) main();
