@@ -12,6 +12,7 @@ import asyncpg
 
 from bench import audit, execution, journal
 from bench import cron as cron_bench
+from bench import faults as faults_bench
 from bench import http as http_bench
 from bench.database import bench_database, server_url
 
@@ -28,7 +29,7 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "http", "audit", "cron")
+GROUPS = ("journal", "execution", "http", "audit", "cron", "faults")
 
 
 async def _group(
@@ -59,6 +60,9 @@ async def main(args: argparse.Namespace) -> None:
     rows: list[Row] = [("figure", "measured", "goal", "met?")]
     notes: list[str] = []
     for n, name in enumerate(g for g in GROUPS if args.only in (None, g)):
+        if name == "faults":  # a Postgres of its own, which it restarts
+            rows += await faults_bench.fault_figures()
+            continue
         async with bench_database() as pool:  # each group starts from an empty database
             if n == 0:
                 version = await pool.fetchval("SHOW server_version")

@@ -1,4 +1,4 @@
--- Reactor Jobs: the whole database, schema _reactor_jobs. Version 2.
+-- Reactor Jobs: the whole database, schema _reactor_jobs. Version 3.
 -- Idempotent: `reactor db migrate` (and every start) may run it on a live database.
 -- Upgrades: a database at an older version runs this whole file again. Sections below the
 -- version-1 marker change existing objects only in ways that are idempotent (ADD COLUMN IF
@@ -325,3 +325,15 @@ CREATE INDEX IF NOT EXISTS events_by_org
 CREATE INDEX IF NOT EXISTS jobs_by_function ON _reactor_jobs.jobs (org, function_name);
 
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------
+-- Version 3.
+
+-- The claim takes a job's due retries and woken sleeps before its fresh runs, so a backlog
+-- of new runs cannot hold them back past their due time (engine/claim.py). `org IS NOT
+-- NULL` is always true; it only keeps the workers' next-due scan, which names no org, on
+-- runs_waiting (a query keyed by org proves it, one that is not cannot).
+CREATE INDEX IF NOT EXISTS runs_resumed ON _reactor_jobs.runs (org, job, available_at)
+    WHERE status IN ('sleeping', 'retrying') AND org IS NOT NULL;
+
+INSERT INTO _reactor_jobs.schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;

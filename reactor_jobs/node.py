@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 
 from reactor_jobs.config import Config
-from reactor_jobs.database import create_pool, resolve_database_url
+from reactor_jobs.database import DatabaseHealth, create_pool, resolve_database_url
 from reactor_jobs.engine.attempt import function_env
 from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
@@ -23,6 +23,7 @@ class Node:
     def __init__(self, config: Config, url: str, pool: asyncpg.Pool) -> None:
         jobs = config.jobs
         self.config, self.url, self.pool = config, url, pool
+        self.health = DatabaseHealth()  # what this process's loops last saw of the database
         self.journal = Journal(pool)
         self.registry = Registry(
             pool,
@@ -35,9 +36,12 @@ class Node:
         self.hosts = HostPool(jobs.functions, env=function_env())
 
     @classmethod
-    async def open(cls, config: Config, *, extra_connections: int = 4) -> Node:
-        """Resolve the database (embedded when none is configured), migrate, connect."""
-        url = await resolve_database_url(config)
+    async def open(
+        cls, config: Config, *, extra_connections: int = 4, create_embedded: bool = False
+    ) -> Node:
+        """Resolve the database (embedded when none is configured; a new embedded cluster
+        only with `create_embedded`), migrate, connect."""
+        url = await resolve_database_url(config, create=create_embedded)
         pool = await create_pool(
             url, min_size=1, max_size=config.jobs.worker_count + 8 + extra_connections
         )
@@ -56,6 +60,7 @@ class Node:
             lease_ms=jobs.lease_ms,
             poll_ms=jobs.scheduler_interval_ms,
             dsn=self.url,
+            health=self.health,
         )
 
     async def run_worker(self, stop: asyncio.Event) -> None:
@@ -64,7 +69,10 @@ class Node:
     async def run_serve(self, stop: asyncio.Event) -> None:
         """Workers plus the cron scheduler: what one `reactor serve` process runs."""
         scheduler = Scheduler(
-            self.pool, self.control, interval_ms=self.config.jobs.scheduler_interval_ms
+            self.pool,
+            self.control,
+            interval_ms=self.config.jobs.scheduler_interval_ms,
+            health=self.health,
         )
         await asyncio.gather(self.worker().run(stop), scheduler.run(stop))
 

@@ -9,7 +9,7 @@ from reactor_jobs.engine.schema import migrate as migrate_schema
 
 
 async def migrate(config: Config) -> int:
-    conn = await connect(await resolve_database_url(config))
+    conn = await connect(await resolve_database_url(config, create=True))
     try:
         version = await migrate_schema(conn)
     finally:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from aiohttp import web
@@ -28,51 +29,53 @@ DEV_PASSWORD_FILE = "dev-admin-password"
 
 
 async def serve(config: Config, *, dev: bool = False) -> int:
-    node = await Node.open(config)
-    runner = web.AppRunner(
-        create_app(node, config), handle_signals=False, access_log_class=AccessLogger
-    )
-    stop = asyncio.Event()
-    workers = asyncio.create_task(node.run_serve(stop))
-    try:
-        await runner.setup()
-        address = await _listen(runner, config.jobs.http.host, config.jobs.http.port)
-        print(
-            f"Reactor Jobs listening on {address} (database: {_where(config)}; "
-            f"{config.jobs.worker_count} concurrent runs)",
-            flush=True,
+    with _signals() as signalled:  # from the start: a SIGTERM must always stop cleanly
+        node = await Node.open(config, create_embedded=True)
+        runner = web.AppRunner(
+            create_app(node, config), handle_signals=False, access_log_class=AccessLogger
         )
-        if dev or not config.jobs.database_url:
-            await _dev_sign_in(node, config, address)
-        await _until_signalled(workers)
-        print("Reactor Jobs stopping", flush=True)
-    finally:
-        # HTTP first: no new triggers, live streams end, in-flight requests finish; then
-        # the workers get their grace period with the journal still open.
-        await runner.cleanup()
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await workers
-        await node.close()
+        stop = asyncio.Event()
+        workers = asyncio.create_task(node.run_serve(stop))
+        try:
+            await runner.setup()
+            address = await _listen(runner, config.jobs.http.host, config.jobs.http.port)
+            print(
+                f"Reactor Jobs listening on {address} (database: {_where(config)}; "
+                f"{config.jobs.worker_count} concurrent runs)",
+                flush=True,
+            )
+            if dev or not config.jobs.database_url:
+                await _dev_sign_in(node, config, address)
+            await _until_signalled(workers, signalled)
+            print("Reactor Jobs stopping", flush=True)
+        finally:
+            # HTTP first: no new triggers, live streams end, in-flight requests finish; then
+            # the workers get their grace period with the journal still open.
+            await runner.cleanup()
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+            await node.close()
     return 0
 
 
 async def work(config: Config) -> int:
-    node = await Node.open(config)
-    stop = asyncio.Event()
-    workers = asyncio.create_task(node.run_worker(stop))
-    try:
-        print(
-            f"Reactor Jobs worker running {config.jobs.worker_count} concurrent runs "
-            f"(database: {_where(config)})",
-            flush=True,
-        )
-        await _until_signalled(workers)
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await workers
-        await node.close()
+    with _signals() as signalled:
+        node = await Node.open(config)
+        stop = asyncio.Event()
+        workers = asyncio.create_task(node.run_worker(stop))
+        try:
+            print(
+                f"Reactor Jobs worker running {config.jobs.worker_count} concurrent runs "
+                f"(database: {_where(config)})",
+                flush=True,
+            )
+            await _until_signalled(workers, signalled)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+            await node.close()
     return 0
 
 
@@ -116,18 +119,25 @@ def _where(config: Config) -> str:
     return f"embedded at {embedded_pgdata(config)}"
 
 
-async def _until_signalled(workers: asyncio.Task[None]) -> None:
-    """Wait for SIGINT/SIGTERM, or for the workers to stop on their own (an error)."""
+@contextlib.contextmanager
+def _signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT/SIGTERM while the block runs (instead of dying on the spot,
+    which would skip every cleanup, the embedded Postgres's too)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        signalled = asyncio.create_task(stop.wait())
-        await asyncio.wait({signalled, workers}, return_when=asyncio.FIRST_COMPLETED)
-        signalled.cancel()
-        if workers.done() and workers.exception() is not None:
-            raise ReactorError(f"the workers stopped: {workers.exception()}")
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _until_signalled(workers: asyncio.Task[None], signalled: asyncio.Event) -> None:
+    """Wait for SIGINT/SIGTERM, or for the workers to stop on their own (an error)."""
+    waiting = asyncio.create_task(signalled.wait())
+    await asyncio.wait({waiting, workers}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if workers.done() and workers.exception() is not None:
+        raise ReactorError(f"the workers stopped: {workers.exception()}")

@@ -3,9 +3,17 @@
 One transaction: (1) find the jobs with due runs and spare capacity (a loose index scan
 over runs_ready, so a saturated job's backlog cannot hide the others) and lock them in a
 fixed order, so claimers of one job take turns; (2) with a fresh snapshot, count each
-locked job's running runs and take its oldest due runs up to its capacity, FOR UPDATE
-SKIP LOCKED; (3) append AttemptStarted (after SleepCompleted for a woken sleep) for each;
+locked job's running runs and take its due runs up to its capacity, FOR UPDATE SKIP
+LOCKED; (3) append AttemptStarted (after SleepCompleted for a woken sleep) for each;
 (4) read the claimed runs' streams. Commit, and the worker has everything to replay.
+
+Order within a job: resumed work first (due retries and woken sleeps, oldest due first,
+from runs_resumed), then fresh runs (queued, oldest first, from runs_ready). A fresh run's
+available_at is when it was triggered, so ordering everything by available_at put a retry
+due now behind every run triggered before it: a backlog of fresh runs held retries and
+wakes far past their due time. Resumed runs are older runs that already waited out their
+delay; taking them first is first-come-first-served by run, and cannot starve fresh runs
+for longer than the resumed work takes to run.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ SELECT org, job,
   FROM (SELECT * FROM due WHERE running < max_concurrency ORDER BY org, job LIMIT $1) AS open
 """
 
+_COLUMNS = """r.run_id, r.org, r.job, r.status, r.attempt, r.last_position, r.sleep_name,
+               r.available_at, r.max_concurrency"""
 CLAIM = f"""
 WITH jobs AS (
     SELECT j.org, j.job,
@@ -58,25 +68,35 @@ WITH jobs AS (
              WHERE r.org = j.org AND r.job = j.job AND r.status = 'running') AS running
       FROM unnest($2::text[], $3::text[]) AS j(org, job)
 ),
-candidates AS (
+resumed AS (
     SELECT c.* FROM jobs, LATERAL (
-        SELECT r.run_id, r.org, r.job, r.status, r.attempt, r.last_position, r.sleep_name,
-               r.available_at, r.max_concurrency
+        SELECT {_COLUMNS}, 0 AS fresh
           FROM _reactor_jobs.runs AS r
-         WHERE r.org = jobs.org AND r.job = jobs.job AND r.{_RUNNABLE}
+         WHERE r.org = jobs.org AND r.job = jobs.job AND r.status IN ('sleeping', 'retrying')
            AND r.available_at <= now()
          ORDER BY r.available_at
          LIMIT $1
            FOR UPDATE SKIP LOCKED) AS c
 ),
+fresh AS (
+    SELECT c.* FROM jobs, LATERAL (
+        SELECT {_COLUMNS}, 1 AS fresh
+          FROM _reactor_jobs.runs AS r
+         WHERE r.org = jobs.org AND r.job = jobs.job AND r.status = 'queued'
+           AND r.available_at <= now()
+         ORDER BY r.available_at
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED) AS c
+),
+candidates AS (SELECT * FROM resumed UNION ALL SELECT * FROM fresh),
 ranked AS (
     SELECT c.*, jobs.running,
-           row_number() OVER (PARTITION BY c.org, c.job ORDER BY c.available_at) AS rank
+           row_number() OVER (PARTITION BY c.org, c.job ORDER BY c.fresh, c.available_at) AS rank
       FROM candidates AS c JOIN jobs USING (org, job)
 )
 SELECT run_id, status, attempt, last_position, sleep_name, now() AS db_now
   FROM ranked WHERE rank + running <= max_concurrency
- ORDER BY available_at LIMIT $1
+ ORDER BY fresh, available_at LIMIT $1
 """
 
 

@@ -13,10 +13,12 @@ module maps each local slot to the instant it fires at, by one rule:
 A slot is named by its local wall-clock time (slot_key), so a fire is unique per trigger and
 local time in the database too.
 
-Catch-up after downtime (more than one slot due, or the only one is late): `latest` fires
-the most recent missed slot once; `skip` fires none of them; `all` fires each, at most
-MAX_CATCH_UP (the most recent ones). Due slots are walked backwards from now, so an outage
-of any length costs at most MAX_SCAN steps per trigger.
+A slot due within the tolerance (max(2 * the scheduler interval, 5 s)) is on time and
+always fires, whatever the policy and however many other slots are due with it. Catch-up
+after downtime applies to the late ones: `latest` fires the most recent late slot once, and
+only when no slot is on time; `skip` fires none of them; `all` fires each, at most
+MAX_CATCH_UP in all (the most recent ones). Due slots are walked backwards from now, so an
+outage of any length costs at most MAX_SCAN steps per trigger.
 """
 
 from __future__ import annotations
@@ -122,14 +124,14 @@ def to_fire(
     slots: list[datetime], policy: str, now: datetime, tolerance: timedelta
 ) -> list[datetime]:
     """The slots to fire under the catch-up policy; on time means within `tolerance`."""
-    if not slots:
-        return []
-    on_time = len(slots) == 1 and now - slots[0] <= tolerance
-    if on_time or policy == "latest":
-        return slots[-1:]
+    on_time = [slot for slot in slots if now - slot <= tolerance]
+    late = slots[: len(slots) - len(on_time)]  # slots are oldest first
     if policy == "all":
-        return slots[-MAX_CATCH_UP:]
-    return []  # skip
+        room = max(MAX_CATCH_UP - len(on_time), 0)
+        return [*late[len(late) - room :], *on_time][-MAX_CATCH_UP:]
+    if policy == "latest" and not on_time:
+        return late[-1:]
+    return on_time
 
 
 def next_fires(schedule: str, timezone: str | None, after: datetime, count: int) -> list[datetime]:

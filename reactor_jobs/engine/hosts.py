@@ -162,6 +162,8 @@ class Host:
         self.pid: int | None = None
         self._reading: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()  # helpers that live as long as the host
+        # An in-process host has some versions' code in memory already (app.py).
+        self.preloaded: Callable[[Any], bool] = lambda fv: False
 
     def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -176,6 +178,9 @@ class Host:
         future = self.loads.get(key)
         if future is None:
             future = self.loads[key] = asyncio.get_running_loop().create_future()
+            if self.preloaded(fv):
+                future.set_result(None)
+                return
             self.send(
                 {
                     "t": "load",

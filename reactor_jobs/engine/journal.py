@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from reactor_jobs.database import is_disconnect
 from reactor_jobs.engine import append_sql, chain
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.errors import (
@@ -288,21 +289,51 @@ class Journal:
             await self._pool.release(conn)
 
     async def _commit_batch(self, batch: Sequence[_Prepared]) -> list[AppendOutcome]:
-        conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = await self._pool.acquire()
+        conn, reused = await self._connection()
+        try:
+            outcomes = await self._append_prepared(batch, conn)
+        except Exception as exc:
+            if not is_disconnect(exc) and not conn.is_closed():
+                self._idle.append(conn)
+                raise
+            await self._discard(conn)
+            if not reused:
+                raise
+            # A held connection died while idle (server restart, killed backend): nothing
+            # was sent on it, so one try on a fresh connection is safe. Should the first
+            # have committed after all, the retry is refused by its expected position.
+            conn, _ = await self._connection(fresh=True)
+            try:
+                outcomes = await self._append_prepared(batch, conn)
+            except Exception:
+                await self._discard(conn)
+                raise
+        self._idle.append(conn)
+        return outcomes
+
+    async def _connection(self, *, fresh: bool = False) -> tuple[asyncpg.Connection, bool]:
+        """A held connection (and whether it was used before), dropping any that closed."""
+        while self._idle and not fresh:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn, True
+            await self._discard(conn)
+        conn = await self._pool.acquire()
+        try:
             # The append statement's plan never depends on its arrays' contents; planning
             # it per call costs more than executing it.
             await conn.execute("SET plan_cache_mode = force_generic_plan")
-            self._held.append(conn)
-        try:
-            outcomes = await self._append_prepared(batch, conn)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-            self._held.remove(conn)
+        except BaseException:
             await self._pool.release(conn)
             raise
-        self._idle.append(conn)
-        return outcomes
+        self._held.append(conn)
+        return conn, False
+
+    async def _discard(self, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(ValueError):
+            self._held.remove(conn)
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await self._pool.release(conn, timeout=5)
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -177,7 +177,7 @@ def _failed(s: RunState, e: ev.Failed, at: datetime) -> None:
 def _interrupted(s: RunState, e: ev.AttemptInterrupted, at: datetime) -> None:
     s.interruptions += 1
     s.resume = True
-    _release(s, "queued", at)
+    _release(s, "retrying", at)  # due at once, and resumed work goes first
 
 
 def _timed_out(s: RunState, e: ev.TimedOut, at: datetime) -> None:

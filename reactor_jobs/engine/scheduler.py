@@ -11,6 +11,12 @@ skipping those another scheduler holds: the key already makes fires unique, the 
 keep schedulers from racing for the same slots (their inserts would wait on each other).
 In that transaction the slots' runs are appended (one statement per 500) and the triggers
 advanced, so fires and advance commit together; a crash rolls both back and frees the locks.
+
+A scheduler paused or hung mid-fire (SIGSTOP, a stalled VM, a lost network) must not keep
+the others off its triggers: the fire transaction sets idle_in_transaction_session_timeout,
+statement_timeout and lock_timeout locally, so the server ends it, rolls it back and frees
+its locks within FIRE_BOUND_MS of its last activity, and another scheduler fires the slots.
+Slots that late are still on time (the tolerance is larger), so none is dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from reactor_jobs.database import DATABASE_ERRORS, DatabaseHealth
 from reactor_jobs.engine import cron
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.errors import ConcurrencyError, ReactorError
@@ -56,13 +63,29 @@ UPDATE _reactor_jobs.triggers AS t SET fired_through = a.through
  WHERE t.id = a.id AND coalesce(t.fired_through, t.created_at) < a.through
 """
 APPEND_CHUNK = 500  # runs per append statement
+# Longest a fire transaction may sit idle, run one statement or wait for a lock. Well under
+# the on-time tolerance (5 s at least), so a slot held up that long still fires.
+FIRE_BOUND_MS = 2000
+_BOUND_FIRE = f"""
+SELECT set_config('idle_in_transaction_session_timeout', '{FIRE_BOUND_MS}ms', true),
+       set_config('statement_timeout', '{FIRE_BOUND_MS}ms', true),
+       set_config('lock_timeout', '{FIRE_BOUND_MS}ms', true)
+"""
 
 Due = tuple[asyncpg.Record, list[datetime]]
 
 
 class Scheduler:
-    def __init__(self, pool: asyncpg.Pool, control: RunControl, *, interval_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        control: RunControl,
+        *,
+        interval_ms: int = 1000,
+        health: DatabaseHealth | None = None,
+    ) -> None:
         self.pool, self.control, self.interval = pool, control, interval_ms / 1000
+        self.health = health or DatabaseHealth()
         # a slot fired within this long of its time counts as on time, not a catch-up
         self.tolerance = timedelta(seconds=max(2 * self.interval, 5))
 
@@ -72,8 +95,9 @@ class Scheduler:
             started, wait = loop.time(), self.interval
             try:
                 wait = min(wait, await self.tick())
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.warning("scheduler tick failed, retrying: %s", exc)
+                self.health.reached()
+            except DATABASE_ERRORS as exc:
+                wait = min(wait, self.health.failed(exc, "scheduler"))
             wait -= loop.time() - started  # the tick's own time counts against the wait
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.001))
@@ -100,6 +124,7 @@ class Scheduler:
         jobs = {(row["org"], row["job"]): row for row in due}
         resolved = {key: await self._resolve(row) for key, row in jobs.items()}
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_BOUND_FIRE)
             ids = [row["id"] for row in due]
             held = [(row, _due(row)) for row in await conn.fetch(CRON_TRIGGERS_LOCK, ids)]
             handled = [(row, slots) for row, slots in held if slots]

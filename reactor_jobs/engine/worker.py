@@ -4,6 +4,11 @@ stops the ones cancelled elsewhere, and requeues runs whose worker died.
 LISTEN/NOTIFY only wakes it early; it polls every `poll_ms` anyway, so a dropped LISTEN
 connection costs latency, never correctness. Nothing here is needed to recover: another
 worker picks up whatever this one held once its leases expire.
+
+A database outage (restart, killed backends, network) stops no loop: each logs it once,
+backs off, takes fresh connections and carries on. An attempt cut short by a lost
+connection is handed back uncharged as soon as the database answers again (leases.py), so
+an outage costs the run time, not one of its attempts.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from reactor_jobs.database import DATABASE_ERRORS, DatabaseHealth, is_disconnect
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.append_sql import CANCEL_CHANNEL, WORK_CHANNEL
 from reactor_jobs.engine.attempt import Attempt, LostOwnership, RunStream
@@ -25,7 +31,7 @@ from reactor_jobs.engine.claim import ClaimedRun, claim_due_runs
 from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.ids import ulid
 from reactor_jobs.engine.journal import Journal
-from reactor_jobs.engine.leases import expire_leases
+from reactor_jobs.engine.leases import expire_leases, release_interrupted
 from reactor_jobs.engine.logs import LogSink
 from reactor_jobs.functions.registry import Registry
 
@@ -56,8 +62,10 @@ class Worker:
         poll_ms: int = 1000,
         dsn: str | None = None,
         name: str | None = None,
+        health: DatabaseHealth | None = None,
     ) -> None:
         self.pool, self.journal, self.dsn = pool, journal, dsn
+        self.health = health or DatabaseHealth()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
         self.concurrency, self.lease, self.poll = (
             concurrency,
@@ -71,6 +79,8 @@ class Worker:
         self.streams: dict[str, RunStream] = {}
         self._wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
+        # Attempts cut short by a lost connection: run id -> attempt, to hand back uncharged.
+        self._interrupted: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event, *, grace: float = 10.0) -> None:
         """Work until `stop` is set; then let running attempts finish for `grace` seconds."""
@@ -78,7 +88,6 @@ class Worker:
             asyncio.create_task(c)
             for c in (self._listen(stop), self._heartbeats(stop), self._watch(stop))
         ]
-        self._conn = await self.pool.acquire()
         try:
             await self._loop(stop)
         finally:
@@ -86,17 +95,24 @@ class Worker:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            await self.pool.release(self._conn)
+            await self._drop_connection()
             await self.sink.close()
 
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._wake.clear()
             free = self.concurrency - len(self.tasks)
-            if free > 0 and await self._claim(free) == free:
-                continue  # there may be more due right now
+            try:
+                if free > 0 and await self._claim(free) == free:
+                    continue  # there may be more due right now
+                wait = await self._until_next_due() if free > 0 else self.poll
+                await self._hand_back_interrupted()
+                self.health.reached()
+            except DATABASE_ERRORS as exc:
+                wait = self.health.failed(exc, "claim")
+                await self._drop_connection()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(await self._until_next_due() if free > 0 else self.poll):
+                async with asyncio.timeout(wait):
                     stopping = asyncio.create_task(stop.wait())
                     waking = asyncio.create_task(self._wake.wait())
                     try:
@@ -105,27 +121,46 @@ class Worker:
                         stopping.cancel()
                         waking.cancel()
 
+    async def _connection(self) -> asyncpg.Connection:
+        """The claim loop's connection, taken afresh after one was lost."""
+        if self._conn is None or self._conn.is_closed():
+            await self._drop_connection()
+            self._conn = await self.pool.acquire()
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # A broken connection is closed by the pool and replaced on a later acquire.
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await self.pool.release(conn, timeout=5)
+
     async def _until_next_due(self) -> float:
         """Seconds to wait: until the earliest scheduled run is due, at most the poll interval."""
-        assert self._conn is not None
-        try:
-            seconds = await self._conn.fetchval(_NEXT_DUE)
-        except (asyncpg.PostgresError, OSError):
-            return self.poll
+        seconds = await (await self._connection()).fetchval(_NEXT_DUE)
         return self.poll if seconds is None else min(self.poll, max(float(seconds), 0.001))
 
     async def _claim(self, free: int) -> int:
-        assert self._conn is not None
-        try:
-            claimed = await claim_due_runs(
-                self._conn, self.journal, limit=free, worker=self.name, lease=self.lease
-            )
-        except (asyncpg.PostgresError, OSError) as exc:
-            log.warning("claim failed, retrying after the poll interval: %s", exc)
-            return 0
+        claimed = await claim_due_runs(
+            await self._connection(), self.journal, limit=free, worker=self.name, lease=self.lease
+        )
         for run in claimed:
             self.tasks[run.run_id] = asyncio.create_task(self._attempt(run))
         return len(claimed)
+
+    async def _hand_back_interrupted(self) -> None:
+        if not self._interrupted:
+            return
+        runs, self._interrupted = self._interrupted, {}
+        try:
+            released = await release_interrupted(
+                await self._connection(), self.journal, runs, worker=self.name
+            )
+        except DATABASE_ERRORS:
+            self._interrupted.update(runs)
+            raise
+        if released:
+            log.info("handed back %d run(s) interrupted by the database outage", released)
 
     async def _attempt(self, run: ClaimedRun) -> None:
         try:
@@ -133,10 +168,14 @@ class Worker:
             log.debug("run %s: %s %s", run.run_id, outcome.kind, outcome.detail)
         except asyncio.CancelledError:
             log.info("run %s: attempt stopped (cancelled or lease lost)", run.run_id)
-        except Exception:
-            log.exception(
-                "run %s: the attempt failed unexpectedly; its lease will expire", run.run_id
-            )
+        except Exception as exc:
+            if is_disconnect(exc):
+                log.warning("run %s: attempt interrupted by the database: %s", run.run_id, exc)
+                self._interrupted[run.run_id] = _attempt_number(run)
+            else:
+                log.exception(
+                    "run %s: the attempt failed unexpectedly; its lease will expire", run.run_id
+                )
         finally:
             self.tasks.pop(run.run_id, None)
             self._wake.set()
@@ -157,8 +196,10 @@ class Worker:
         interval = self.lease.total_seconds() / 3
         while not stop.is_set():
             await asyncio.sleep(interval)
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
+            try:
                 await self._extend_leases()
+            except DATABASE_ERRORS as exc:
+                self.health.failed(exc, "lease heartbeat")
 
     async def _extend_leases(self) -> None:
         streams = list(self.streams.values())
@@ -176,43 +217,63 @@ class Worker:
             except LostOwnership:
                 self.stop_run(stream.run_id)
 
-        await asyncio.gather(*(extend(s) for s in streams))
+        for failed in await asyncio.gather(*(extend(s) for s in streams), return_exceptions=True):
+            if isinstance(failed, BaseException):
+                raise failed
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Once a second: stop attempts whose run was taken away; requeue expired leases."""
         while not stop.is_set():
             await asyncio.sleep(min(1.0, self.poll))
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
-                mine = list(self.tasks)
-                if mine:
-                    owned = {r[0] for r in await self.pool.fetch(_OWNED, mine, self.name)}
-                    for run_id in mine:
-                        if run_id not in owned and run_id in self.streams:
-                            self.stop_run(run_id)
-                async with self.pool.acquire() as conn:
-                    if await expire_leases(conn, self.journal):
-                        self._wake.set()
+            try:
+                await self._check_ownership_and_leases()
+            except DATABASE_ERRORS as exc:
+                self.health.failed(exc, "lease check")
+
+    async def _check_ownership_and_leases(self) -> None:
+        mine = list(self.tasks)
+        if mine:
+            owned = {r[0] for r in await self.pool.fetch(_OWNED, mine, self.name)}
+            for run_id in mine:
+                if run_id not in owned and run_id in self.streams:
+                    self.stop_run(run_id)
+        async with self.pool.acquire() as conn:
+            if await expire_leases(conn, self.journal):
+                self._wake.set()
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        """Hold a LISTEN connection, reconnecting when it drops."""
+        """Hold a LISTEN connection, reconnecting when it drops (killed, server restarted)."""
         listeners: dict[str, Callable[..., None]] = {
             WORK_CHANNEL: lambda *_: self._wake.set(),
             CANCEL_CHANNEL: lambda _conn, _pid, _channel, run_id: self.stop_run(run_id),
         }
+        backoff = 0.1
         while not stop.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await (asyncpg.connect(self.dsn) if self.dsn else self.pool.acquire())
+                conn = await (
+                    asyncpg.connect(self.dsn, timeout=10) if self.dsn else self.pool.acquire()
+                )
                 for channel, callback in listeners.items():
                     await conn.add_listener(channel, callback)
+                backoff = 0.1
+                self._wake.set()  # NOTIFYs sent while it was down are lost: look now
                 while not stop.is_set() and not conn.is_closed():
-                    await asyncio.sleep(0.5)
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.warning("LISTEN connection lost (%s); polling meanwhile", exc)
-                await asyncio.sleep(1)
+                    await asyncio.sleep(0.2)
+                log.info("LISTEN connection closed; reconnecting (polling meanwhile)")
+            except DATABASE_ERRORS as exc:
+                log.info("LISTEN connection failed (%s); polling meanwhile", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
             finally:
                 if conn is not None:
                     await _hang_up(conn, listeners, pooled=self.dsn is None, pool=self.pool)
+
+
+def _attempt_number(run: ClaimedRun) -> int:
+    started = run.records[-1].event  # a claim's stream ends with its AttemptStarted
+    assert isinstance(started, ev.AttemptStarted)
+    return started.attempt
 
 
 async def _hang_up(
@@ -226,7 +287,8 @@ async def _hang_up(
         if not conn.is_closed():
             for channel, callback in listeners.items():
                 await conn.remove_listener(channel, callback)
-    if pooled:
-        await pool.release(conn)
-    elif not conn.is_closed():
-        await conn.close()
+    with contextlib.suppress(*DATABASE_ERRORS):
+        if pooled:
+            await pool.release(conn, timeout=5)
+        elif not conn.is_closed():
+            await conn.close(timeout=5)

@@ -47,8 +47,11 @@ from reactor_jobs.triggers.store import TriggerStore
 __all__ = ["AccessLogger", "create_app", "routes"]
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    return json_response(Health(status="ok"))
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process runs. `degraded` while its database is unreachable;
+    the process rides that out by itself, so a supervisor should not restart it."""
+    detail = request.app[NODE].health.detail()
+    return json_response(Health(status="degraded" if detail else "ok", detail=detail))
 
 
 def routes() -> list[Route]:

@@ -214,7 +214,8 @@ class WebhookAccepted(_Out, frozen=True):
 
 
 class Health(_Out, frozen=True):
-    status: str
+    status: str  # ok | degraded (the database is unreachable; the process keeps retrying)
+    detail: str | None = None
 
 
 # Lists

@@ -179,8 +179,8 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 message=f"worker {event.worker} lost its lease during attempt {event.attempt}",
             )
             patch.update(_released("retrying", available_at=NOW, last_error=_error(error)))
-        case ev.AttemptInterrupted():
-            patch.update(_released("queued", available_at=NOW))
+        case ev.AttemptInterrupted():  # due at once, taken before fresh runs
+            patch.update(_released("retrying", available_at=NOW))
             changes.notify = True
         case ev.RetryScheduled():  # due later: workers time their wake-up, no NOTIFY
             patch.update(status="retrying")

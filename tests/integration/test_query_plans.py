@@ -22,7 +22,7 @@ async def test_claim_queries_use_the_partial_runnable_indexes(pool: asyncpg.Pool
     due_jobs = await plan(pool, LOCK_DUE_JOBS, 10)
     assert "runs_ready" in due_jobs and "runs_running" in due_jobs
     claim = await plan(pool, CLAIM, 10, ["acme"], ["job"])
-    assert "runs_ready" in claim and "runs_running" in claim
+    assert "runs_ready" in claim and "runs_running" in claim and "runs_resumed" in claim
     assert "runs_waiting" in await plan(pool, _NEXT_DUE)
 
 

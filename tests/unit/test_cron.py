@@ -56,6 +56,30 @@ def test_catch_up_policies() -> None:
     assert to_fire(many, "all", T, TOL) == many[-MAX_CATCH_UP:]
 
 
+@pytest.mark.parametrize("policy", ["latest", "all", "skip"])
+def test_slots_within_the_tolerance_always_fire(policy: str) -> None:
+    """A scheduler held up for a few seconds finds several slots of an every-second trigger
+    due: all of them are on time, none is dropped as a catch-up."""
+    recent = [T - timedelta(seconds=s) for s in (4, 3, 2, 1, 0)]
+    assert to_fire(recent, policy, T, TOL) == recent
+    late = [T - timedelta(minutes=m) for m in (30, 20)]
+    expected = {"latest": recent, "all": late + recent, "skip": recent}[policy]
+    assert to_fire(late + recent, policy, T, TOL) == expected
+
+
+def test_latest_fires_the_newest_late_slot_only_when_none_is_on_time() -> None:
+    late = [T - timedelta(minutes=m) for m in (30, 20, 10)]
+    assert to_fire(late, "latest", T, TOL) == late[-1:]
+    assert to_fire([*late, T], "latest", T, TOL) == [T]
+
+
+def test_all_keeps_every_on_time_slot_within_the_cap() -> None:
+    late = [T - timedelta(minutes=m) for m in range(300, 0, -1)]
+    on_time = [T - timedelta(seconds=s) for s in (2, 1)]
+    fired = to_fire(late + on_time, "all", T, TOL)
+    assert len(fired) == MAX_CATCH_UP and fired[-2:] == on_time
+
+
 NY = "America/New_York"
 FALL_BACK = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)  # 00:00 EDT; at 02:00 EDT it is 01:00 EST
 SPRING_FORWARD = datetime(2026, 3, 8, 5, 0, tzinfo=UTC)  # 00:00 EST; 02:00 EST is 03:00 EDT

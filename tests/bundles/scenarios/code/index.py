@@ -64,6 +64,12 @@ async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
 
         await ctx.step("slow", slow)
         return "done"
+    if mode == "nap":  # steps that only take time, touching no database: for fault tests
+        total = 0
+        for i in range(p.get("steps", 2)):
+            await ctx.step(f"nap{i}", lambda i=i: asyncio.sleep(p["seconds"], i))
+            total += i
+        return total
     if mode == "loop":
         total = 0
         for i in range(3):
