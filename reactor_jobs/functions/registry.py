@@ -13,6 +13,7 @@ import msgspec
 
 from reactor_jobs.functions import registry_sql as sql
 from reactor_jobs.functions.bundle import read_manifest, validate_bundle
+from reactor_jobs.functions.code_check import check_code
 from reactor_jobs.functions.errors import (
     AlreadyExists,
     FunctionNotFound,
@@ -20,6 +21,7 @@ from reactor_jobs.functions.errors import (
     InvalidManifest,
     JobNotFound,
     NotPromoted,
+    RuntimeUnavailable,
     VersionNotFound,
 )
 from reactor_jobs.functions.manifest import (
@@ -43,6 +45,7 @@ from reactor_jobs.functions.records import (
     ResolvedJob,
     VersionInfo,
 )
+from reactor_jobs.hosts.bun_binary import HOW_TO_GET_BUN, find_bun
 from reactor_jobs.triggers.manifest_sync import TriggerChanges, sync_job, wanted_triggers
 from reactor_jobs.triggers.reconcile import spec_of
 
@@ -113,6 +116,8 @@ class Registry:
         self, org: str, name: str, runtime: Runtime = "python"
     ) -> FunctionInfo:
         check_name(name)
+        if runtime == "bun" and find_bun() is None:
+            raise RuntimeUnavailable("bun", HOW_TO_GET_BUN)
         try:
             row = await self._pool.fetchrow(sql.FUNCTIONS_INSERT, org, name, runtime)
         except asyncpg.UniqueViolationError:
@@ -199,6 +204,7 @@ class Registry:
                 "$.runtime",
             )
         _check_triggers(manifest)
+        check_code(archive, function.runtime)
         return manifest
 
     # Jobs
