@@ -141,6 +141,12 @@ class Registry:
         """Store a checked bundle as the function's next version; returns its number."""
         function = await self.get_function(org, name)
         manifest = await asyncio.to_thread(self._check_bundle, function, archive)
+        if function.runtime == "python":
+            # Here, not in a thread: CPython 3.11's ast.parse is not safe to run in two
+            # threads at once ("AST constructor recursion depth mismatch").
+            check_code(archive, function.runtime)
+        else:
+            await asyncio.to_thread(check_code, archive, function.runtime)
         digest = hashlib.sha256(archive).digest()
         manifest_json = msgspec.json.encode(manifest).decode()
         async with self._pool.acquire() as conn, conn.transaction():
@@ -204,7 +210,6 @@ class Registry:
                 "$.runtime",
             )
         _check_triggers(manifest)
-        check_code(archive, function.runtime)
         return manifest
 
     # Jobs
