@@ -37,6 +37,8 @@ import msgspec
 
 from reactor_jobs.config import Config, load_config
 from reactor_jobs.engine.attempt import function_key
+from reactor_jobs.engine.audit import ReplayReport
+from reactor_jobs.engine.auditor import Auditor, FunctionCheck
 from reactor_jobs.engine.errors import ReactorError
 from reactor_jobs.engine.hosts import Host, HostPool, HostSettings
 from reactor_jobs.engine.runs import RunInfo
@@ -276,6 +278,39 @@ class App:
                     return run
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.1)
+
+    # Audit: code jobs are replayed here, in the app's process, against its current code
+
+    async def replay(self, run_id: str) -> ReplayReport:
+        """Replay a run of one of this app's jobs on this process's code (no side effects)."""
+        await self.start()
+        records = await self.node.journal.read_stream(run_id)
+        first = records[0].event if records else None
+        job = None if first is None else self._job_of(first.function)
+        if job is None:
+            raise AppError(f"run {run_id} is not a run of this app's jobs")
+        async with self._auditor() as auditor:
+            return await auditor.replay(self.org, run_id, self.versions[job.name])
+
+    async def check(self, job: str) -> FunctionCheck:
+        """Would this process's code replay every run of `job` in flight? (functions check)"""
+        await self.start()
+        code = self.jobs.get(job)
+        if code is None:
+            raise AppError(f"job {job} is not one of this app's jobs")
+        async with self._auditor() as auditor:
+            return await auditor.check_function(self.org, code.function, self.versions[job])
+
+    def _job_of(self, function: str) -> CodeJob | None:
+        return next((j for j in self.jobs.values() if j.function == function), None)
+
+    @asynccontextmanager
+    async def _auditor(self) -> AsyncIterator[Auditor]:
+        hosts = InProcessHosts(self.org, self.jobs.values())
+        try:
+            yield Auditor(self.node.journal, self.node.registry, hosts, code_jobs=True)
+        finally:
+            await hosts.close()
 
     @asynccontextmanager
     async def running(self, concurrency: int = 4) -> AsyncIterator[None]:

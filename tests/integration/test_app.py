@@ -141,3 +141,40 @@ async def test_closing_in_any_order_does_not_hang(db_url: str) -> None:
         await app.close()  # the engine first, the worker still running
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_code_jobs_are_replayed_and_checked_in_their_app(db_url: str) -> None:
+    """The determinism check works for code jobs: in the app, on the app's current code."""
+    old = new_app(db_url)
+
+    @old.job(name="ship", version="1")
+    async def ship_v1(ctx: Any, payload: Any) -> None:
+        await ctx.step("pack", lambda: 1)
+        await ctx.sleep("wait", "1h")
+        await ctx.step("send", lambda: 2)
+
+    async with old, old.running(concurrency=1):
+        run_id = await old.trigger("ship")
+        async with asyncio.timeout(20):
+            while (await old.node.control.get(ORG, run_id)).status != "sleeping":
+                await asyncio.sleep(0.05)
+        report = await old.replay(run_id)
+        assert report.ok and report.note is not None and "sleeping" in report.note
+        # the server cannot run a code job's code: it says where to check it
+        from reactor_jobs.engine.auditor import Auditor, CodeJobAudit
+
+        with pytest.raises(CodeJobAudit):
+            await Auditor(old.node.journal, old.node.registry, old.node.hosts).replay(ORG, run_id)
+
+    renamed = new_app(db_url)
+
+    @renamed.job(name="ship", version="2")
+    async def ship_v2(ctx: Any, payload: Any) -> None:
+        await ctx.step("box", lambda: 1)
+
+    async with renamed:
+        check = await renamed.check("ship")
+    assert (check.safe, check.diverges) == (0, 1)
+    assert check.reports[0].divergence == (
+        "position 3: recorded step `pack`, code asked for step `box`"
+    )
