@@ -21,6 +21,7 @@ from bench.harness import (
     TRIGGER_CHUNK,
     Bench,
     Row,
+    attempt_ends,
     bench,
     met,
     ms,
@@ -28,9 +29,6 @@ from bench.harness import (
 )
 from bench.journal import raw_insert_rate
 from bench.machine import Meter, Usage
-from reactor_jobs.engine.attempt import Outcome, RunStream
-from reactor_jobs.engine.claim import ClaimedRun
-from reactor_jobs.engine.worker import Worker
 
 _LATENESS = """
 SELECT extract(epoch FROM a.recorded_at
@@ -113,7 +111,7 @@ class Throughput:
     cpu: Usage | None
 
 
-async def _noop_throughput(
+async def noop_throughput(
     b: Bench, job: str, n: int, concurrency: int, *, create_job: bool = True
 ) -> Throughput:
     """Bulk-trigger n noop runs, then one worker until all completed."""
@@ -139,7 +137,7 @@ async def _noop_throughput(
     )
 
 
-def _cpu_row(label: str, t: Throughput) -> list[Row]:
+def cpu_row(label: str, t: Throughput) -> list[Row]:
     u = t.cpu
     if u is None:
         return []
@@ -172,7 +170,7 @@ def _throughput_rows(t: Throughput, raw1: float, raw16: float, label: str) -> li
             "<= 0.3",
             met(t.commits_per_run <= 0.3),
         ),
-        *_cpu_row(label, t),
+        *cpu_row(label, t),
     ]
 
 
@@ -239,7 +237,7 @@ async def latency_figures(b: Bench, cfg: Config) -> list[Row]:
     async with b.session() as s:
         await s.job("latency", "noop")
         async with s.worker(concurrency=4, poll_ms=1000) as worker:
-            ended = _attempt_ends(worker)
+            ended = attempt_ends(worker)
             warm = (await s.control.trigger(ORG, "latency")).id  # starts the host, loads
             await ended.wait_for(warm)
             await asyncio.sleep(0.5)  # the LISTEN connection is up; the worker is idle
@@ -272,34 +270,6 @@ async def latency_figures(b: Bench, cfg: Config) -> list[Row]:
     ]
 
 
-class _Ends:
-    """Attempts of one worker that have ended, by run id (wraps its Attempt.run)."""
-
-    def __init__(self) -> None:
-        self.ended: set[str] = set()
-        self.changed = asyncio.Event()
-
-    async def wait_for(self, run_id: str, timeout: float = 10) -> None:
-        async with asyncio.timeout(timeout):
-            while run_id not in self.ended:
-                self.changed.clear()
-                await self.changed.wait()
-
-
-def _attempt_ends(worker: Worker) -> _Ends:
-    ends, run = _Ends(), worker.attempt.run
-
-    async def tracked(claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
-        try:
-            return await run(claimed, streams)
-        finally:
-            ends.ended.add(claimed.run_id)
-            ends.changed.set()
-
-    worker.attempt.run = tracked  # type: ignore[method-assign]
-    return ends
-
-
 async def sleep_figures(b: Bench, cfg: Config) -> list[Row]:
     """Runs sleeping 1-2 s: the first step after the wake vs the recorded wake time."""
     n = cfg.sleep_runs
@@ -328,7 +298,7 @@ async def finished_figures(b: Bench, cfg: Config, empty: Throughput) -> list[Row
         await s.job("noop-full", "noop")
     async with b.pool.acquire() as conn:
         timings = await load_finished(conn, ORG, "noop-full", "noop", cfg.finished)
-    full = await _noop_throughput(b, "noop-full", cfg.runs, cfg.concurrency, create_job=False)
+    full = await noop_throughput(b, "noop-full", cfg.runs, cfg.concurrency, create_job=False)
     ratio = full.per_second / empty.per_second
     return [
         (
@@ -344,7 +314,7 @@ async def finished_figures(b: Bench, cfg: Config, empty: Throughput) -> list[Row
             ">= 0.9x figure 1",
             met(ratio >= 0.9),
         ),
-        *_cpu_row("5. no-op runs", full),
+        *cpu_row("5. no-op runs", full),
     ]
 
 
@@ -358,7 +328,7 @@ async def execution_figures(
         ("reference for 1-5: raw single-row INSERT commits, 16 conns", f"{raw16:,.0f} /s", "", ""),
     ]
     async with bench(pool) as b:
-        empty = await _noop_throughput(b, "noop-empty", cfg.runs, cfg.concurrency)
+        empty = await noop_throughput(b, "noop-empty", cfg.runs, cfg.concurrency)
         rows += _throughput_rows(empty, raw1, raw16, "1. no-op runs")
         rows += await steps_figures(b, cfg, raw1)
         rows += await latency_figures(b, cfg)

@@ -20,6 +20,8 @@ import msgspec
 
 from bench.database import database_url
 from reactor_jobs.database import create_pool
+from reactor_jobs.engine.attempt import Outcome, RunStream
+from reactor_jobs.engine.claim import ClaimedRun
 from reactor_jobs.engine.hosts import HostPool, HostSettings
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
@@ -143,6 +145,34 @@ class Session:
                 if not await self.pool.fetchval(_UNFINISHED, ORG, job):
                     break
                 await asyncio.sleep(every)
+
+
+class Ends:
+    """Attempts of one worker that have ended, by run id (wraps its Attempt.run)."""
+
+    def __init__(self) -> None:
+        self.ended: set[str] = set()
+        self.changed = asyncio.Event()
+
+    async def wait_for(self, run_id: str, timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while run_id not in self.ended:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def attempt_ends(worker: Worker) -> Ends:
+    ends, run = Ends(), worker.attempt.run
+
+    async def tracked(claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
+        try:
+            return await run(claimed, streams)
+        finally:
+            ends.ended.add(claimed.run_id)
+            ends.changed.set()
+
+    worker.attempt.run = tracked  # type: ignore[method-assign]
+    return ends
 
 
 class Bench:
