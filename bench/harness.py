@@ -20,7 +20,7 @@ import msgspec
 
 from bench.database import database_url
 from reactor_jobs.database import create_pool
-from reactor_jobs.engine.attempt import Outcome, RunStream
+from reactor_jobs.engine.attempt import Outcome, RunStream, function_key
 from reactor_jobs.engine.claim import ClaimedRun
 from reactor_jobs.engine.hosts import HostPool, HostSettings
 from reactor_jobs.engine.journal import Journal
@@ -110,6 +110,14 @@ class Session:
         for i in range(0, len(payloads), TRIGGER_CHUNK):
             ids += await self.control.trigger_many(ORG, job, payloads[i : i + TRIGGER_CHUNK])
         return ids
+
+    async def warm(self, function: str) -> None:
+        """Start the org's host and load `function` into it before a worker runs, so a
+        figure measures runs, not the host's cold start (the hosts group measures that)."""
+        fv = await self.registry.get_version(ORG, function, 1)  # Bench.setup deployed v1
+        self.polls += 1
+        host = await self.hosts.host(ORG, fv.runtime)
+        await host.load(function_key(fv), fv)
 
     async def outputs(self, run_ids: Sequence[str]) -> dict[str, Any]:
         """The runs' outputs (what their code returned), by run id."""
