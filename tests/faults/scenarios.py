@@ -339,7 +339,7 @@ async def _pause_mid_fire(r: Rig, proc: subprocess.Popen[bytes], tries: int = 40
     scheduler holds one; if the lock is gone a moment later it was another's: try again.
     Returns whether it was caught holding the lock (else it stays paused anyway)."""
     for _ in range(tries):
-        await r.until(CRON_LOCK_HELD, timeout=10)
+        await r.until(CRON_LOCK_HELD, timeout=20, every=0)  # a fire lasts milliseconds
         proc.send_signal(signal.SIGSTOP)
         await asyncio.sleep(0.2)
         if await r.pool.fetchval(CRON_LOCK_HELD):
