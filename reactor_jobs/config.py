@@ -10,11 +10,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.engine.hosts import HostSettings
 from reactor_jobs.triggers.signature import signing_key
 
 DEFAULT_CONFIG_FILE = "reactor.toml"
@@ -44,24 +45,41 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Per webhook trigger, per process (a token bucket); 0 turns the limit off.
     webhook_rate_per_second: float = 50.0
     webhook_burst: int = 100
+    # A connection must send a complete request head within this (and may idle this long
+    # between requests) or it is closed.
+    header_timeout_s: float = 10.0
 
 
 class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """JWT settings. Without jwt_secret, a random one is kept in <data_dir>/jwt_secret."""
+    """JWT settings, sign-in limits and who may create orgs. Without jwt_secret, a random
+    one is kept in <data_dir>/jwt_secret."""
 
     jwt_secret: str | None = None
     access_ttl_s: int = 3600
     refresh_ttl_s: int = 30 * 24 * 3600
     issuer: str = "reactor-jobs"
     audience: str = "reactor"
+    # Failed sign-ins allowed per email and per client address in the window (per process).
+    sign_in_failures_per_email: int = 5
+    sign_in_failures_per_address: int = 50
+    sign_in_window_s: int = 900
+    # argon2 runs on its own threads; past threads + queue waiting calls a sign-in gets 503.
+    password_hash_threads: int = 2
+    password_hash_queue: int = 64
+    # Who may create orgs over the API: "any" signed-in user, or only "admins" (the emails in
+    # server_admins). Unset: "any" in dev mode (reactor serve --dev, embedded Postgres),
+    # "admins" otherwise. `reactor orgs create` on the server's database is always allowed.
+    org_creation: Literal["any", "admins"] | None = None
+    server_admins: tuple[str, ...] = ()
+    max_orgs_per_user: int = 10
+    invitation_ttl_s: int = 7 * 24 * 3600
 
     def __repr__(self) -> str:
-        secret = None if self.jwt_secret is None else "***"
-        return (
-            f"AuthConfig(jwt_secret={secret!r}, access_ttl_s={self.access_ttl_s}, "
-            f"refresh_ttl_s={self.refresh_ttl_s}, issuer={self.issuer!r}, "
-            f"audience={self.audience!r})"
-        )
+        fields = {name: getattr(self, name) for name in self.__struct_fields__}
+        if fields["jwt_secret"] is not None:
+            fields["jwt_secret"] = "***"
+        body = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+        return f"AuthConfig({body})"
 
 
 class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,9 +95,7 @@ class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data_dir: str = ".reactor"
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
-    functions: ServiceConfig = msgspec.field(
-        default_factory=lambda: ServiceConfig(url="http://localhost:8004")
-    )
+    functions: HostSettings = msgspec.field(default_factory=HostSettings)
     data: ServiceConfig = msgspec.field(
         default_factory=lambda: ServiceConfig(url="http://localhost:8002")
     )
@@ -202,6 +218,7 @@ def _check_ranges(jobs: JobsConfig) -> None:
     _check_webhooks(jobs)
     if jobs.auth.access_ttl_s < 1 or jobs.auth.refresh_ttl_s < 1:
         raise ConfigError("config error: jobs.auth: token lifetimes must be >= 1 second")
+    _check_auth(jobs.auth)
     for name, minimum in minimums.items():
         if getattr(jobs, name) < minimum:
             raise ConfigError(f"config error: jobs.{name}: must be >= {minimum}")
@@ -220,6 +237,8 @@ def _check_webhooks(jobs: JobsConfig) -> None:
     rate = jobs.http.webhook_rate_per_second
     if not 0 <= rate < float("inf"):
         raise ConfigError("config error: jobs.http.webhook_rate_per_second: must be >= 0 (0: off)")
+    if not 0 < jobs.http.header_timeout_s <= 3600:
+        raise ConfigError("config error: jobs.http.header_timeout_s: must be > 0 and <= 3600")
     if jobs.http.webhook_burst < 1:
         raise ConfigError("config error: jobs.http.webhook_burst: must be >= 1")
     if jobs.webhook_secret is not None:
@@ -227,3 +246,18 @@ def _check_webhooks(jobs: JobsConfig) -> None:
             signing_key(jobs.webhook_secret)
         except ValueError as exc:  # its message never quotes the secret
             raise ConfigError(f"config error: jobs.webhook_secret: {exc}") from None
+
+
+def _check_auth(auth: AuthConfig) -> None:
+    minimums = {
+        "sign_in_failures_per_email": 1,
+        "sign_in_failures_per_address": 1,
+        "sign_in_window_s": 1,
+        "password_hash_threads": 1,
+        "password_hash_queue": 0,
+        "max_orgs_per_user": 0,
+        "invitation_ttl_s": 60,
+    }
+    for name, minimum in minimums.items():
+        if getattr(auth, name) < minimum:
+            raise ConfigError(f"config error: jobs.auth.{name}: must be >= {minimum}")

@@ -336,4 +336,29 @@ INSERT INTO _reactor_jobs.schema_version (version) VALUES (2) ON CONFLICT DO NOT
 CREATE INDEX IF NOT EXISTS runs_resumed ON _reactor_jobs.runs (org, job, available_at)
     WHERE status IN ('sleeping', 'retrying') AND org IS NOT NULL;
 
+-- Auth hardening.
+-- A webhook trigger's extra request headers to keep on its runs, beside the defaults
+-- (http/webhooks.py); NULL: the defaults only.
+ALTER TABLE _reactor_jobs.triggers ADD COLUMN IF NOT EXISTS headers text[];
+
+-- Who created an org through the API, for the per-user limit (max_orgs_per_user); NULL for
+-- orgs made by the CLI or before this version.
+ALTER TABLE _reactor_jobs.orgs ADD COLUMN IF NOT EXISTS created_by text
+    REFERENCES _reactor_jobs.users (id) ON DELETE SET NULL;
+CREATE INDEX IF NOT EXISTS orgs_by_creator ON _reactor_jobs.orgs (created_by);
+
+-- Adding a member is an invitation to an email, accepted by whoever signs in with it: the
+-- inviter learns nothing about whether the email has an account.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.invitations (
+    id         text PRIMARY KEY,
+    org        text NOT NULL REFERENCES _reactor_jobs.orgs (name) ON DELETE CASCADE,
+    email      text NOT NULL CHECK (email = lower(email)),
+    role       text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    invited_by text REFERENCES _reactor_jobs.users (id) ON DELETE SET NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    CONSTRAINT invitations_one_per_email UNIQUE (org, email)
+);
+CREATE INDEX IF NOT EXISTS invitations_by_email ON _reactor_jobs.invitations (email);
+
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;

@@ -1,22 +1,22 @@
-"""One process's engine, wired from config: pool, journal, registry, runtimes, control and
-workers. `reactor worker` runs a Node's workers; `reactor serve` adds the HTTP API."""
+"""One process's engine, wired from config: pool, journal, registry, function hosts, control
+and workers. `reactor worker` runs a Node's workers; `reactor serve` adds the HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import asyncpg
 
 from reactor_jobs.config import Config
 from reactor_jobs.database import DatabaseHealth, create_pool, resolve_database_url
+from reactor_jobs.engine.attempt import function_env
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.engine.schema import migrate
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
 
 class Node:
@@ -32,30 +32,44 @@ class Node:
             default_timeout_ms=jobs.default_timeout_ms,
         )
         self.control = RunControl(pool, self.journal, self.registry)
-        self.runtimes = Runtimes(Path(jobs.data_dir).resolve() / "bundles")
+        # Job code runs in function hosts, never in this process.
+        self.hosts = HostPool(jobs.functions, env=function_env())
 
     @classmethod
     async def open(
-        cls, config: Config, *, extra_connections: int = 4, create_embedded: bool = False
+        cls,
+        config: Config,
+        *,
+        extra_connections: int = 4,
+        create_embedded: bool = False,
+        pool_size: int | None = None,
     ) -> Node:
         """Resolve the database (embedded when none is configured; a new embedded cluster
-        only with `create_embedded`), migrate, connect."""
+        only with `create_embedded`), migrate, connect. The pool holds `pool_size`
+        connections (default: the workers' count + 8 + extra_connections); attempts share
+        the journal's group commit, so concurrency needs no connection of its own."""
         url = await resolve_database_url(config, create=create_embedded)
-        pool = await create_pool(
-            url, min_size=1, max_size=config.jobs.worker_count + 8 + extra_connections
-        )
+        size = pool_size or config.jobs.worker_count + 8 + extra_connections
+        pool = await create_pool(url, min_size=1, max_size=size)
         async with pool.acquire() as conn:
             await migrate(conn)
         return cls(config, url, pool)
 
-    def worker(self) -> Worker:
+    def worker(
+        self,
+        *,
+        hosts: HostPool | None = None,
+        concurrency: int | None = None,
+        serves: list[str] | None = None,
+    ) -> Worker:
         jobs = self.config.jobs
         return Worker(
             self.pool,
             self.journal,
             self.registry,
-            self.runtimes,
-            concurrency=jobs.worker_count,
+            hosts or self.hosts,
+            concurrency=concurrency or jobs.worker_count,
+            serves=serves,
             lease_ms=jobs.lease_ms,
             poll_ms=jobs.scheduler_interval_ms,
             dsn=self.url,
@@ -76,5 +90,6 @@ class Node:
         await asyncio.gather(self.worker().run(stop), scheduler.run(stop))
 
     async def close(self) -> None:
+        await self.hosts.close()
         await self.journal.close()
         await self.pool.close()

@@ -11,12 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from reactor_jobs.engine.hosts import HostPool, HostSettings
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl, RunInfo
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
 BUNDLES = Path(__file__).resolve().parent / "bundles"
 ORG = "acme"
@@ -31,6 +31,8 @@ class Engine:
         self.registry = Registry(pool)
         self.control = RunControl(pool, journal, registry=self.registry)
         self.workers: list[tuple[Worker, asyncio.Event, asyncio.Task[None]]] = []
+        # Job code runs in function hosts; the test bundles record side effects via DSN.
+        self.hosts = HostPool(HostSettings(), env={"DSN": db_url})
 
     async def deploy(self, bundle: str, name: str | None = None) -> int:
         name = name or bundle
@@ -45,9 +47,8 @@ class Engine:
 
     def start_worker(self, concurrency: int = 4, lease_ms: int = 3000) -> Worker:
         worker = Worker(
-            self.pool, self.journal, self.registry, Runtimes(self.tmp / "bundles"),
+            self.pool, self.journal, self.registry, self.hosts,
             concurrency=concurrency, lease_ms=lease_ms, poll_ms=100,
-            env={"DSN": self.db_url},
         )  # fmt: skip
         stop = asyncio.Event()
         self.workers.append((worker, stop, asyncio.create_task(worker.run(stop, grace=0.2))))
@@ -94,3 +95,4 @@ async def engine(
         yield engine
     finally:
         await engine.stop_workers()
+        await engine.hosts.close()

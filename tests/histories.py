@@ -62,9 +62,18 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
         appends.append([ev.AttemptStarted(attempt=attempt, worker="w1", lease_expires_at=lease)])
         for _ in range(draw(st.integers(0, 3))):
             kind = draw(st.sampled_from(["step", "state", "unset", "emit", "step_failed", "beat"]))
-            if kind == "beat":
-                step: ev.Event = ev.LeaseExtended(
-                    attempt=attempt, worker="w1", lease_expires_at=lease + timedelta(minutes=1)
+            if kind == "beat":  # older beats carry the time, newer ones the lease's length
+                step: ev.Event = draw(
+                    st.sampled_from(
+                        [
+                            ev.LeaseExtended(
+                                attempt=attempt,
+                                worker="w1",
+                                lease_expires_at=lease + timedelta(minutes=1),
+                            ),
+                            ev.LeaseExtended(attempt=attempt, worker="w1", lease_ms=30_000),
+                        ]
+                    )
                 )
             elif kind == "step":
                 step = ev.StepCompleted(name=draw(names), attempt=attempt, output=draw(json_values))
@@ -80,28 +89,52 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
             else:
                 step = ev.StepFailed(name=draw(names), attempt=attempt, error=_error(draw))
             appends.append([step])
-        ending = draw(st.sampled_from(["complete", "fail", "sleep", "timeout", "lease", "cancel"]))
+        ending = draw(
+            st.sampled_from(
+                ["complete", "fail", "sleep", "timeout", "lease", "cancel", "interrupted"]
+            )
+        )
         if ending == "complete":
             appends.append([ev.Completed(output=draw(json_values))])
             break
         if ending == "cancel":
             appends.append([ev.Cancelled(reason="test")])
             break
-        if ending == "sleep":
+        if ending == "sleep":  # until a time (sleep_until), or for a while by the database clock
             wake = T0 + timedelta(hours=attempt)
-            appends.append([ev.SleepScheduled(name=f"nap{attempt}", wake_at=wake)])
+            nap = draw(
+                st.sampled_from(
+                    [
+                        ev.SleepScheduled(name=f"nap{attempt}", wake_at=wake),
+                        ev.SleepScheduled(name=f"nap{attempt}", delay_ms=90_000, pos=attempt),
+                    ]
+                )
+            )
+            appends.append([nap])
             appends.append([ev.SleepCompleted(name=f"nap{attempt}")])
+            continue
+        if ending == "interrupted":  # its host died under it: queued again, not charged
+            appends.append([ev.AttemptInterrupted(attempt=attempt, reason="host died")])
             continue
         failure: ev.Event = {
             "fail": ev.Failed(attempt=attempt, error=_error(draw)),
             "timeout": ev.TimedOut(attempt=attempt, timeout_ms=1000),
-            "lease": ev.LeaseExpired(attempt=attempt, worker="w1"),
+            "lease": ev.LeaseExpired(attempt=attempt, worker="w1", charged=draw(st.booleans())),
         }[ending]
         if draw(st.booleans()):
             appends.append(
                 [
                     failure,
-                    ev.RetryScheduled(attempt=attempt + 1, available_at=T0 + timedelta(minutes=1)),
+                    draw(
+                        st.sampled_from(
+                            [
+                                ev.RetryScheduled(
+                                    attempt=attempt + 1, available_at=T0 + timedelta(minutes=1)
+                                ),
+                                ev.RetryScheduled(attempt=attempt + 1, delay_ms=1500),
+                            ]
+                        )
+                    ),
                 ]
             )
         else:

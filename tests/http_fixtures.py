@@ -24,7 +24,7 @@ from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import AuthConfig, Config, HttpConfig, JobsConfig
 from reactor_jobs.database import create_pool
 from reactor_jobs.functions.bundle import pack_dir
-from reactor_jobs.http.app import AccessLogger, create_app
+from reactor_jobs.http.app import app_runner, create_app
 from reactor_jobs.node import Node
 from tests.engine_fixtures import BUNDLES, Engine
 
@@ -35,6 +35,7 @@ MAX_BODY = 64 * 1024
 TABLES = (
     "journal", "runs", "dlq", "events", "run_logs", "functions", "function_versions",
     "jobs", "triggers", "users", "orgs", "memberships", "refresh_tokens", "api_keys",
+    "invitations",
 )  # fmt: skip
 
 
@@ -132,7 +133,7 @@ class Api:
 def http_config(tmp_path: Path, max_body: int = MAX_BODY) -> Config:
     jobs = JobsConfig(
         data_dir=str(tmp_path),
-        auth=AuthConfig(jwt_secret=SECRET),
+        auth=AuthConfig(jwt_secret=SECRET, org_creation="any"),  # as in dev mode
         http=HttpConfig(port=0, max_body_bytes=max_body),
         max_concurrency_cap=10,
     )
@@ -145,7 +146,7 @@ async def api(engine: Engine, db_url: str, tmp_path: Path) -> AsyncIterator[Api]
     pool: asyncpg.Pool = await create_pool(db_url, min_size=1, max_size=12)
     node = Node(config, db_url, pool)
     app = create_app(node, config)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=5)
+    runner = app_runner(app, config, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

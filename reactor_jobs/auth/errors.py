@@ -51,3 +51,11 @@ class ApiKeyNotFound(NotFound):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"API key {key_id} not found")
         self.key_id = key_id
+
+
+class InvitationNotFound(NotFound):
+    """The invitation does not exist, has expired, or is addressed to someone else."""
+
+    def __init__(self, invitation_id: str) -> None:
+        super().__init__(f"invitation {invitation_id} not found")
+        self.invitation_id = invitation_id

@@ -3,11 +3,11 @@ API keys, and turning a bearer token plus an org name into a Principal."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
+import hashlib
 import logging
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import msgspec
@@ -18,6 +18,7 @@ from reactor_jobs.auth.errors import (
     AuthConflict,
     BadRequest,
     InvalidAuthField,
+    InvitationNotFound,
     OrgNotFound,
     UserNotFound,
 )
@@ -29,7 +30,8 @@ from reactor_jobs.auth.passwords import (
     verify_password,
 )
 from reactor_jobs.auth.principal import RANK, Forbidden, Principal, Role, Unauthorized
-from reactor_jobs.auth.store import ApiKeyRow, Member, OrgRole
+from reactor_jobs.auth.store import ApiKeyRow, Invitation, Member, OrgRole
+from reactor_jobs.auth.throttle import PasswordHashers, SignInThrottle
 from reactor_jobs.auth.tokens import (
     REFRESH_PREFIX,
     AccessTokens,
@@ -107,7 +109,17 @@ class AuthService:
     def __init__(self, pool: asyncpg.Pool, config: Config) -> None:
         self._pool = pool
         self._jobs = config.jobs
-        self._refresh_ttl_s = config.jobs.auth.refresh_ttl_s
+        auth = config.jobs.auth
+        self._refresh_ttl_s = auth.refresh_ttl_s
+        self._hashers = PasswordHashers(auth.password_hash_threads, auth.password_hash_queue)
+        self.throttle = SignInThrottle(
+            auth.sign_in_failures_per_email,
+            auth.sign_in_failures_per_address,
+            auth.sign_in_window_s,
+        )
+
+    def close(self) -> None:
+        self._hashers.close()
 
     @functools.cached_property
     def access(self) -> AccessTokens:
@@ -126,24 +138,37 @@ class AuthService:
     async def create_user(self, email: str, password: str) -> str:
         email = normalize_email(email)
         check_password_rules(password)
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await self._hashers.run(hash_password, password)
         user_id = new_id("usr")
         if not await store.insert_user(self._pool, user_id, email, password_hash):
             raise AuthConflict(f"a user with email {email} already exists")
         return user_id
 
-    async def authenticate(self, email: str, password: str) -> str:
-        """The user id; unknown email and wrong password fail alike, in about the same time."""
-        user = await store.user_by_email(self._pool, email.strip().lower())
+    async def authenticate(self, email: str, password: str, address: str = "-") -> str:
+        """The user id; unknown email and wrong password fail alike, in about the same time.
+        Past the failure limits of the email or the client address: TooManyRequests, before
+        any password is checked."""
+        email = email.strip().lower()
+        self.throttle.check(email, address)
+        user = await store.user_by_email(self._pool, email)
         if user is None:
-            await asyncio.to_thread(verify_dummy, password)
-            raise Unauthorized(BAD_CREDENTIALS)
-        if not await asyncio.to_thread(verify_password, user.password_hash, password):
-            raise Unauthorized(BAD_CREDENTIALS)
+            await self._hashers.run(verify_dummy, password)
+            self._failed(email, address)
+        elif not await self._hashers.run(verify_password, user.password_hash, password):
+            self._failed(email, address)
+        self.throttle.succeeded(email)
         if needs_rehash(user.password_hash):
-            rehashed = await asyncio.to_thread(hash_password, password)
+            rehashed = await self._hashers.run(hash_password, password)
             await store.set_password_hash(self._pool, user.id, rehashed)
         return user.id
+
+    def _failed(self, email: str, address: str) -> NoReturn:
+        self.throttle.failed(email, address)
+        # The email hashed (it may be someone's password typed in the wrong box), never the
+        # password; the address as the server saw it.
+        digest = hashlib.sha256(email.encode()).hexdigest()[:16]
+        log.warning("sign-in failed: email sha256:%s from %s", digest, address)
+        raise Unauthorized(BAD_CREDENTIALS)
 
     async def has_users(self) -> bool:
         return await store.any_user(self._pool)
@@ -163,18 +188,76 @@ class AuthService:
 
     # Orgs and memberships
 
-    async def create_org(self, name: str, owner_user_id: str) -> OrgRole:
+    async def create_org_as(self, name: str, user_id: str, email: str) -> OrgRole:
+        """An org created over the API: only if the config lets this user create orgs
+        (org_creation, server_admins) and they are under max_orgs_per_user."""
+        auth = self._jobs.auth
+        if auth.org_creation != "any" and email not in self._server_admins:
+            raise Forbidden("only server admins may create orgs here (jobs.auth.org_creation)")
         check_org_name(name)
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await store.insert_org(conn, name):
-                raise AuthConflict(f"org {name} already exists")
-            try:
-                await store.insert_membership(conn, name, owner_user_id, "owner")
-            except asyncpg.ForeignKeyViolationError:
-                raise UserNotFound(owner_user_id) from None
+            created = await store.lock_user_org_count(conn, user_id)
+            if created is None:
+                raise UserNotFound(user_id)
+            if created >= auth.max_orgs_per_user:
+                raise Forbidden(
+                    f"you have created {created} orgs, the most allowed "
+                    f"(jobs.auth.max_orgs_per_user = {auth.max_orgs_per_user})"
+                )
+            return await self._insert_org(conn, name, user_id, created_by=user_id)
+
+    async def create_org(self, name: str, owner_user_id: str) -> OrgRole:
+        """An org made by the operator (CLI, dev bootstrap): no policy, no limit."""
+        check_org_name(name)
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._insert_org(conn, name, owner_user_id)
+
+    async def _insert_org(
+        self, conn: Any, name: str, owner_user_id: str, created_by: str | None = None
+    ) -> OrgRole:
+        """Call inside a transaction."""
+        if not await store.insert_org(conn, name, created_by):
+            raise AuthConflict(f"org {name} already exists")
+        try:
+            await store.insert_membership(conn, name, owner_user_id, "owner")
+        except asyncpg.ForeignKeyViolationError:
+            raise UserNotFound(owner_user_id) from None
         return OrgRole(name=name, role="owner")
 
+    @functools.cached_property
+    def _server_admins(self) -> frozenset[str]:
+        return frozenset(email.strip().lower() for email in self._jobs.auth.server_admins)
+
+    async def invite(self, org: str, email: str, role: str, invited_by: str) -> Invitation:
+        """Invite an email to the org (renewing a pending invitation). The answer is the same
+        whether or not the email has an account, so it tells nothing about who is registered."""
+        checked_role, email = check_role(role), normalize_email(email)
+        if not await store.org_exists(self._pool, org):
+            raise OrgNotFound(org)
+        return await store.upsert_invitation(
+            self._pool, new_id("inv"), org, email, checked_role, invited_by,
+            self._jobs.auth.invitation_ttl_s,
+        )  # fmt: skip
+
+    async def invitations(self, user_id: str) -> list[Invitation]:
+        return await store.invitations_for_user(self._pool, user_id)
+
+    async def accept_invitation(self, user_id: str, invitation_id: str) -> OrgRole:
+        async with self._pool.acquire() as conn, conn.transaction():
+            taken = await store.take_invitation(conn, user_id, invitation_id)
+            if taken is None:
+                raise InvitationNotFound(invitation_id)
+            org, role = taken
+            if not await store.insert_membership(conn, org, user_id, role):
+                raise AuthConflict(f"you are already a member of org {org}")
+        return OrgRole(name=org, role=role)
+
+    async def decline_invitation(self, user_id: str, invitation_id: str) -> None:
+        if await store.take_invitation(self._pool, user_id, invitation_id) is None:
+            raise InvitationNotFound(invitation_id)
+
     async def add_member(self, org: str, email_or_user_id: str, role: str) -> Member:
+        """A membership made by the operator (CLI, dev bootstrap): no invitation."""
         checked_role = check_role(role)
         if not await store.org_exists(self._pool, org):
             raise OrgNotFound(org)

@@ -35,6 +35,14 @@ class OrgRole(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
 
 
+class Invitation(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    org: str
+    email: str
+    role: Role
+    expires_at: dt.datetime
+
+
 class ApiKeyRow(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     org: str
@@ -57,7 +65,38 @@ USERS_SET_PASSWORD_HASH = "UPDATE _reactor_jobs.users SET password_hash = $2 WHE
 USERS_ANY = "SELECT EXISTS (SELECT 1 FROM _reactor_jobs.users)"
 
 ORGS_INSERT = """
-INSERT INTO _reactor_jobs.orgs (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING name
+INSERT INTO _reactor_jobs.orgs (name, created_by) VALUES ($1, $2)
+ON CONFLICT (name) DO NOTHING RETURNING name
+"""
+
+# Locks the creator's row, so two creates by one user count one after the other.
+ORGS_CREATED_BY_COUNT = """
+SELECT (SELECT count(*) FROM _reactor_jobs.orgs WHERE created_by = u.id)
+FROM _reactor_jobs.users u WHERE u.id = $1 FOR UPDATE
+"""
+
+# One pending invitation per (org, email): inviting again renews it with the new role.
+INVITATIONS_UPSERT = """
+INSERT INTO _reactor_jobs.invitations (id, org, email, role, invited_by, expires_at)
+VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+ON CONFLICT (org, email) DO UPDATE
+   SET role = EXCLUDED.role, invited_by = EXCLUDED.invited_by,
+       created_at = now(), expires_at = EXCLUDED.expires_at
+RETURNING id, org, email, role, expires_at
+"""
+
+INVITATIONS_FOR_USER = """
+SELECT i.id, i.org, i.email, i.role, i.expires_at
+FROM _reactor_jobs.invitations i JOIN _reactor_jobs.users u ON u.email = i.email
+WHERE u.id = $1 AND i.expires_at > now()
+ORDER BY i.created_at, i.id
+"""
+
+# Spends a live invitation addressed to the user's email; expired ones are deleted too.
+INVITATIONS_TAKE = """
+DELETE FROM _reactor_jobs.invitations i USING _reactor_jobs.users u
+WHERE i.id = $2 AND u.id = $1 AND i.email = u.email
+RETURNING i.org, i.role, i.expires_at > now() AS live
 """
 
 ORGS_EXISTS = "SELECT EXISTS (SELECT 1 FROM _reactor_jobs.orgs WHERE name = $1)"
@@ -160,9 +199,37 @@ async def any_user(db: Db) -> bool:
     return bool(await db.fetchval(USERS_ANY))
 
 
-async def insert_org(db: Db, name: str) -> bool:
+async def insert_org(db: Db, name: str, created_by: str | None = None) -> bool:
     """False if the name is taken."""
-    return await db.fetchval(ORGS_INSERT, name) is not None
+    return await db.fetchval(ORGS_INSERT, name, created_by) is not None
+
+
+async def lock_user_org_count(db: Db, user_id: str) -> int | None:
+    """How many orgs the user created through the API (None: no such user); locks the
+    user's row until the transaction ends."""
+    found: int | None = await db.fetchval(ORGS_CREATED_BY_COUNT, user_id)
+    return found
+
+
+async def upsert_invitation(
+    db: Db, invitation_id: str, org: str, email: str, role: Role, by: str, ttl_s: int
+) -> Invitation:
+    row = await db.fetchrow(INVITATIONS_UPSERT, invitation_id, org, email, role, by, float(ttl_s))
+    return msgspec.convert(dict(row), Invitation)
+
+
+async def invitations_for_user(db: Db, user_id: str) -> list[Invitation]:
+    rows = await db.fetch(INVITATIONS_FOR_USER, user_id)
+    return [msgspec.convert(dict(row), Invitation) for row in rows]
+
+
+async def take_invitation(db: Db, user_id: str, invitation_id: str) -> tuple[str, Role] | None:
+    """(org, role) of the user's live invitation, deleted; None if unknown, someone else's
+    or expired (an expired one is deleted all the same)."""
+    row = await db.fetchrow(INVITATIONS_TAKE, user_id, invitation_id)
+    if row is None or not row["live"]:
+        return None
+    return row["org"], row["role"]
 
 
 async def org_exists(db: Db, name: str) -> bool:

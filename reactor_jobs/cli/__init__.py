@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     worker = commands.add_parser("worker", help="run workers only (any number of processes)")
     worker.set_defaults(command="worker")
+    worker.add_argument(
+        "--app", metavar="MODULE:APP",
+        help="run the code jobs of a reactor_jobs.App (e.g. myproject.jobs:app) in this process",
+    )  # fmt: skip
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         metavar="COMMAND", required=True
@@ -197,6 +201,8 @@ async def dispatch(args: argparse.Namespace, config: Config) -> int:
         case "worker":
             from reactor_jobs.cli import serve
 
+            if args.app:
+                return await serve.work_app(config, args.app)
             return await serve.work(config)
         case "users create":
             from reactor_jobs.cli import users
@@ -211,6 +217,10 @@ async def dispatch(args: argparse.Namespace, config: Config) -> int:
             from reactor_jobs.cli import users
 
             return await users.add_member(config, args.name, args.email, args.role)
+        case "functions host":
+            from reactor_jobs.hosts import service
+
+            return await service.serve(args.listen, config.jobs.functions.api_key)
         case "api-keys create":
             from reactor_jobs.cli import users
 

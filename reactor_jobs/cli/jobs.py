@@ -91,13 +91,13 @@ async def create_trigger(args: argparse.Namespace, remote: Remote) -> int:
     secret = sys.stdin.readline().rstrip("\r\n") if args.secret_stdin else None
     trigger = await remote.client.jobs.triggers.create(
         args.name, kind=args.kind, schedule=args.schedule, timezone=args.timezone,
-        catch_up=args.catch_up, topic=args.topic, secret=secret,
+        catch_up=args.catch_up, topic=args.topic, secret=secret, headers=args.header,
     )  # fmt: skip
     if remote.out.json_mode:
         remote.out.document(trigger)
         return 0
     fields = ["id", "job", "kind", "schedule", "timezone", "catch_up", "topic", "signed",
-              "created_at"]  # fmt: skip
+              "headers", "created_at"]  # fmt: skip
     remote.out.record(trigger, [f for f in fields if getattr(trigger, f) is not None])
     if trigger.url is not None:
         remote.out.line(f"Returns ingress URL: {trigger.url}")

@@ -97,6 +97,33 @@ async def use_org(args: argparse.Namespace, remote: Remote) -> int:
     return 0
 
 
+async def invite(args: argparse.Namespace, remote: Remote) -> int:
+    sent = await remote.client.auth.invite(args.org_name, email=args.email, role=args.role)
+    remote.out.done(sent, f"invited {sent.email} to org {sent.org} as {sent.role} "
+                    f"(until {sent.expires_at:%Y-%m-%d %H:%M} UTC); they accept it with "
+                    "`reactor invitations accept`")  # fmt: skip
+    return 0
+
+
+async def list_invitations(args: argparse.Namespace, remote: Remote) -> int:
+    found = await remote.client.auth.invitations()
+    columns = [("ID", "id"), ("ORG", "org"), ("ROLE", "role"), ("EXPIRES", "expires_at")]
+    remote.out.listing("invitations", found, columns, "no pending invitations")
+    return 0
+
+
+async def accept_invitation(args: argparse.Namespace, remote: Remote) -> int:
+    joined = await remote.client.auth.accept_invitation(args.invitation_id)
+    remote.out.done(joined, f"joined org {joined.name} as {joined.role}")
+    return 0
+
+
+async def decline_invitation(args: argparse.Namespace, remote: Remote) -> int:
+    await remote.client.auth.decline_invitation(args.invitation_id)
+    remote.out.done({"declined": args.invitation_id}, "declined")
+    return 0
+
+
 class _OrgRow:
     def __init__(self, name: str, role: str, current: str) -> None:
         self.name, self.role, self.current = name, role, current
@@ -107,4 +134,8 @@ COMMANDS: dict[str, Handler] = {
     "logout": logout,
     "orgs list": list_orgs,
     "orgs use": use_org,
+    "orgs invite": invite,
+    "invitations list": list_invitations,
+    "invitations accept": accept_invitation,
+    "invitations decline": decline_invitation,
 }

@@ -55,6 +55,7 @@ def add_remote_commands(commands: Commands) -> None:
     _leaf(commands, "logout", "logout", "revoke and forget the stored sign-in")
     _add_functions(_group(commands, "functions", "functions on the server"))
     _add_jobs(_group(commands, "jobs", "jobs on the server: triggers, runs, DLQ, logs"))
+    add_invitation_commands(commands)
 
 
 def add_org_commands(orgs: Commands) -> None:
@@ -62,6 +63,19 @@ def add_org_commands(orgs: Commands) -> None:
     _leaf(orgs, "list", "orgs list", "the orgs you belong to (from the server)")
     use = _leaf(orgs, "use", "orgs use", "act in this org from now on (stored)")
     use.add_argument("org_name", metavar="NAME")
+    invite = _leaf(orgs, "invite", "orgs invite", "invite an email to an org (on the server)")
+    invite.add_argument("org_name", metavar="NAME")
+    invite.add_argument("--email", required=True)
+    invite.add_argument("--role", required=True, choices=("owner", "admin", "member"))
+
+
+def add_invitation_commands(commands: Commands) -> None:
+    """`invitations list|accept|decline`: the signed-in user's invitations to orgs."""
+    invitations = _group(commands, "invitations", "your invitations to orgs (on the server)")
+    _leaf(invitations, "list", "invitations list", "your pending invitations")
+    for verb in ("accept", "decline"):
+        leaf = _leaf(invitations, verb, f"invitations {verb}", f"{verb} an invitation")
+        leaf.add_argument("invitation_id", metavar="INVITATION_ID")
 
 
 def _add_functions(functions: Commands) -> None:
@@ -81,6 +95,11 @@ def _add_functions(functions: Commands) -> None:
     check = _leaf(functions, "check", "functions check", check_help)
     check.add_argument("name", metavar="NAME")
     check.add_argument("--version", type=int, required=True, metavar="N")
+    host = functions.add_parser(
+        "host", help="run a function-host service for workers ([jobs.functions] url)"
+    )
+    host.set_defaults(command="functions host")
+    host.add_argument("--listen", default="127.0.0.1:8004", metavar="HOST:PORT")
 
 
 def _add_jobs(jobs: Commands) -> None:
@@ -127,6 +146,11 @@ def _add_triggers(triggers: Commands) -> None:
         "--secret-stdin", action="store_true",
         help="webhook only: read a signing secret (one line) from stdin; requests must then "
         "be signed with it",
+    )  # fmt: skip
+    create.add_argument(
+        "--header", action="append", metavar="NAME",
+        help="webhook only, repeatable: a request header its runs keep beyond the defaults "
+        "(content-type, user-agent, webhook-id, … ; never authorization or cookies)",
     )  # fmt: skip
     listed = _leaf(triggers, "list", "jobs triggers list", "list a job's triggers")
     listed.add_argument("name", metavar="NAME")
@@ -205,3 +229,5 @@ def check_remote_args(args: argparse.Namespace) -> None:
             args.subparser.error(f"--{flag} does not apply to --kind {args.kind}")
     if args.secret_stdin and args.kind != "webhook":
         args.subparser.error(f"--secret-stdin does not apply to --kind {args.kind}")
+    if args.header and args.kind != "webhook":
+        args.subparser.error(f"--header does not apply to --kind {args.kind}")

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.bootstrap import DEV_ADMIN_EMAIL, DEV_ORG, ensure_dev_admin
@@ -22,18 +23,26 @@ from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import Config
 from reactor_jobs.database import embedded_pgdata, redact_url
 from reactor_jobs.engine.errors import ReactorError
-from reactor_jobs.http.app import AccessLogger, create_app
+from reactor_jobs.http.app import app_runner, create_app
 from reactor_jobs.node import Node
 
 DEV_PASSWORD_FILE = "dev-admin-password"
 
 
+def with_org_creation(config: Config, dev: bool) -> Config:
+    """An unset jobs.auth.org_creation: any user may create orgs in dev mode, else admins."""
+    auth = config.jobs.auth
+    if auth.org_creation is not None:
+        return config
+    auth = msgspec.structs.replace(auth, org_creation="any" if dev else "admins")
+    return msgspec.structs.replace(config, jobs=msgspec.structs.replace(config.jobs, auth=auth))
+
+
 async def serve(config: Config, *, dev: bool = False) -> int:
+    config = with_org_creation(config, dev or not config.jobs.database_url)
     with _signals() as signalled:  # from the start: a SIGTERM must always stop cleanly
         node = await Node.open(config, create_embedded=True)
-        runner = web.AppRunner(
-            create_app(node, config), handle_signals=False, access_log_class=AccessLogger
-        )
+        runner = app_runner(create_app(node, config), config, handle_signals=False)
         stop = asyncio.Event()
         workers = asyncio.create_task(node.run_serve(stop))
         try:
@@ -76,6 +85,31 @@ async def work(config: Config) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
             await node.close()
+    return 0
+
+
+async def work_app(config: Config, target: str) -> int:
+    """`reactor worker --app pkg.module:app`: the app's code jobs, in this process."""
+    from reactor_jobs.app import load_app
+
+    app = load_app(target)
+    with _signals() as signalled:
+        await app.start()
+        stop = asyncio.Event()
+        workers = asyncio.create_task(app.worker(config.jobs.worker_count, stop))
+        try:
+            names = ", ".join(sorted(app.jobs)) or "none"
+            print(
+                f"Reactor Jobs worker for {target} (org {app.org}; jobs: {names}) running "
+                f"{config.jobs.worker_count} concurrent runs",
+                flush=True,
+            )
+            await _until_signalled(workers, signalled)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+            await app.close()
     return 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from reactor_jobs.client.errors import UnauthorizedError
 from reactor_jobs.client.transport import RefreshHook, Transport
-from reactor_jobs.client.types import Session, User
+from reactor_jobs.client.types import Invitation, Membership, Session, User
 
 
 class Auth:
@@ -48,6 +50,27 @@ class Auth:
     async def user(self) -> User:
         """The signed-in user and the orgs they belong to, with their role in each."""
         return await self._t.decode(User, "GET", "/auth/v1/user")
+
+    async def create_org(self, name: str) -> Membership:
+        """A new org owned by the signed-in user (if the server lets them create orgs)."""
+        return await self._t.decode(Membership, "POST", "/auth/v1/orgs", json={"name": name})
+
+    async def invite(self, org: str, *, email: str, role: str) -> Invitation:
+        """Invite an email to `org` (an admin's or owner's call); the invitee accepts it."""
+        path = f"/auth/v1/orgs/{quote(org, safe='')}/members"
+        body = {"email": email, "role": role}
+        return await self._t.decode(Invitation, "POST", path, json=body)
+
+    async def invitations(self) -> list[Invitation]:
+        """The signed-in user's pending invitations."""
+        return await self._t.items("invitations", Invitation, "/auth/v1/invitations")
+
+    async def accept_invitation(self, id: str) -> Membership:
+        path = f"/auth/v1/invitations/{quote(id, safe='')}/accept"
+        return await self._t.decode(Membership, "POST", path)
+
+    async def decline_invitation(self, id: str) -> None:
+        await self._t.call("POST", f"/auth/v1/invitations/{quote(id, safe='')}/decline")
 
     async def sign_out(self) -> None:
         """Revoke the refresh token on the server and forget the tokens. Tokens that are

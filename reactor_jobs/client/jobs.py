@@ -83,11 +83,13 @@ class Triggers:
         catch_up: str | None = None,
         topic: str | None = None,
         secret: str | None = None,
+        headers: builtins.list[str] | None = None,
     ) -> Trigger:
         """Add a trigger to job `name`. A webhook's ingress path is in `.url` (only here);
-        `secret` (webhooks only, write-only) makes its requests require a signature."""
+        `secret` (webhooks only, write-only) makes its requests require a signature;
+        `headers` (webhooks only) names request headers its runs keep beyond the defaults."""
         fields = {"schedule": schedule, "timezone": timezone, "catch_up": catch_up,
-                  "topic": topic, "secret": secret}  # fmt: skip
+                  "topic": topic, "secret": secret, "headers": headers}  # fmt: skip
         body = {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
         return await self._t.decode(Trigger, "POST", f"{job_path(name)}/triggers", json=body)
 

@@ -81,6 +81,7 @@ class Trigger(_Object, frozen=True):
     topic: str | None = None
     url: str | None = None
     signed: bool | None = None
+    headers: list[str] | None = None  # webhooks: request headers kept beyond the defaults
 
 
 class DlqEntry(_Object, frozen=True):
@@ -150,6 +151,16 @@ class WebhookAccepted(_Object, frozen=True):
 class Membership(_Object, frozen=True):
     name: str
     role: str
+
+
+class Invitation(_Object, frozen=True):
+    """An invitation to join `org` with `role`, addressed to `email`."""
+
+    id: str
+    org: str
+    email: str
+    role: str
+    expires_at: datetime
 
 
 class User(_Object, frozen=True):

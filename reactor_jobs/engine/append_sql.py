@@ -21,6 +21,10 @@ CANCEL_CHANNEL = "reactor_jobs_cancel"  # payload: the id of a run cancelled whi
 
 _SET_COLUMNS = ", ".join(c for c in RUN_COLUMNS if c != "run_id")
 _NEW_VALUES = ", ".join(f"n.{c}" for c in RUN_COLUMNS if c != "run_id")
+# A patch's "+column": milliseconds after now(), the database's clock (handlers.LATER).
+_LATER = """coalesce((
+    SELECT jsonb_object_agg(substr(l.k, 2), now() + (l.v #>> '{}')::numeric * interval '1 ms')
+      FROM jsonb_each(q.patch) AS l(k, v) WHERE l.k LIKE '+%'), '{}')"""
 
 # Each part: its CTE text and the SQL types of its parameters, in order. In a part with
 # parameters, {0}, {1}, … become the parameters' numbers when the statement is assembled.
@@ -51,7 +55,7 @@ created AS (
 updated AS (
     UPDATE _reactor_jobs.runs AS r
        SET ({_SET_COLUMNS}) =
-           (SELECT {_NEW_VALUES} FROM jsonb_populate_record(r, q.patch) AS n)
+           (SELECT {_NEW_VALUES} FROM jsonb_populate_record(r, q.patch || {_LATER}) AS n)
       FROM req AS q
      WHERE r.run_id = q.run_id AND q.expected > 0 AND r.last_position = q.expected
        AND (q.fence_status IS NULL OR r.status = q.fence_status)

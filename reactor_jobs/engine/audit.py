@@ -1,35 +1,29 @@
 """Replay check and time travel for auditors.
 
-A replay check runs a run's function again against its journal, with no side effects:
-steps return their recorded outputs and are never called, emits and sleeps are compared
-and nothing is appended. The code's decisions (steps, emits, sleeps, in order, and the
-final output) must match the recording; the first that does not is reported with its
-journal position: "position 7: recorded step `charge`, code asked for `refund`".
+A replay check runs a run's function again against its journal, in its org's function host,
+with no side effects: steps return their recorded outputs and are never called, emits and
+sleeps are compared and nothing is appended. The code's decisions (steps, emits, sleeps,
+in call order, and the final output) must match the recording; the first that does not is
+reported with its journal position: "position 7: recorded step `charge`, code asked for `refund`".
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import msgspec
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.context import DataClientUnavailable, parse_duration, to_json_value
+from reactor_jobs.engine.attempt import function_key, invocation, stop_attempt
+from reactor_jobs.engine.guard import Guard
+from reactor_jobs.engine.hosts import Channel, Host, HostDied
+from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import RecordedEvent
-from reactor_jobs.engine.replay import RunState, fold
-from reactor_jobs.functions.runtime import Handler, Request, to_output
+from reactor_jobs.engine.replay import Decision, RunState, fold
+from reactor_jobs.functions.values import Nondeterministic, to_json_value
 
 T = TypeVar("T")
-
-
-class Decision(msgspec.Struct, frozen=True):
-    kind: str  # step | emit | sleep
-    name: str  # step or sleep key, or the emit's topic
-    position: int
-    value: Any = None  # the step's output, the emit's payload
 
 
 class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,211 +39,171 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None = None  # where the recording ends, when it ends before the code
 
 
-class _Diverged(BaseException):
-    """Stops the code at the first difference."""
+class _Report(Exception):
+    """The replay is decided."""
 
-    def __init__(self, message: str, position: int | None) -> None:
-        super().__init__(message)
-        self.message, self.position = message, position
-
-
-class _RecordingEnds(BaseException):
-    """The recorded run has not got further than this."""
-
-
-def decisions(records: Sequence[RecordedEvent]) -> list[Decision]:
-    """What the code decided, in order: each step's first completion, emits, sleeps."""
-    out: list[Decision] = []
-    seen_steps: set[str] = set()
-    for rec in records:
-        e = rec.event
-        if isinstance(e, ev.StepCompleted) and e.name not in seen_steps:
-            seen_steps.add(e.name)
-            out.append(Decision("step", e.name, rec.position, e.output))
-        elif isinstance(e, ev.Emitted):
-            out.append(Decision("emit", e.topic, rec.position, e.payload))
-        elif isinstance(e, ev.SleepScheduled):
-            out.append(Decision("sleep", e.name, rec.position))
-    return out
-
-
-class _State(Mapping[str, Any]):
-    def __init__(self, ctx: ReplayContext) -> None:
-        self._ctx = ctx
-
-    def __getitem__(self, key: str) -> Any:
-        return self._ctx.state_now[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ctx.state_now)
-
-    def __len__(self) -> int:
-        return len(self._ctx.state_now)
-
-    async def set(self, key: str, value: Any) -> None:
-        self._ctx.state_now[key] = to_json_value(value, f"state {key!r}")
-
-    async def delete(self, key: str) -> None:
-        self._ctx.state_now.pop(key, None)
-
-
-class _Log:
-    def _ignore(self, message: str, **fields: Any) -> None:
-        pass
-
-    debug = info = warning = error = _ignore
-
-
-class ReplayContext:
-    """The JobContext's interface, answering from the recording."""
-
-    def __init__(self, final: RunState, recorded: list[Decision], slept: set[str]) -> None:
-        self.run_id, self.org, self.job = final.run_id, final.org, final.job
-        self.attempt, self.trigger, self.payload = final.attempt, final.trigger, final.payload
-        self.state_now: dict[str, Any] = {}
-        self.state = _State(self)
-        self.log = _Log()
-        self._recorded, self._slept = recorded, slept
-        self.checked = 0
-        self._uses: dict[str, int] = {}
-
-    @property
-    def data(self) -> Any:
-        raise DataClientUnavailable()
-
-    def _key(self, name: str, kind: str) -> str:
-        n = self._uses[f"{kind}:{name}"] = self._uses.get(f"{kind}:{name}", 0) + 1
-        return name if n == 1 else f"{name}#{n}"
-
-    def _next(self, kind: str, name: str) -> Decision:
-        if self.checked >= len(self._recorded):
-            raise _RecordingEnds()
-        recorded = self._recorded[self.checked]
-        if (recorded.kind, recorded.name) != (kind, name):
-            raise _Diverged(
-                f"position {recorded.position}: recorded {recorded.kind} `{recorded.name}`, "
-                f"code asked for {kind} `{name}`",
-                recorded.position,
-            )
-        self.checked += 1
-        return recorded
-
-    async def step(self, name: str, fn: Callable[[], T | Awaitable[T]]) -> T:
-        recorded = self._next("step", self._key(name, "step"))
-        value: T = recorded.value
-        return value
-
-    async def emit(self, topic: str, payload: Any = None) -> str:
-        recorded = self._next("emit", topic)
-        if to_json_value(payload, "payload") != recorded.value:
-            raise _Diverged(
-                f"position {recorded.position}: emit `{topic}` with a different "
-                "payload than recorded",
-                recorded.position,
-            )
-        return f"replay@{recorded.position}"
-
-    async def sleep(self, name: str, duration: str | float | timedelta) -> None:
-        parse_duration(duration)
-        await self._sleep(self._key(name, "sleep"))
-
-    async def sleep_until(self, name: str, when: datetime) -> None:
-        await self._sleep(self._key(name, "sleep"))
-
-    async def _sleep(self, key: str) -> None:
-        self._next("sleep", key)
-        if key not in self._slept:
-            raise _RecordingEnds()  # still asleep in the recording
+    def __init__(
+        self,
+        ok: bool,
+        problem: str | None = None,
+        position: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        self.ok, self.problem, self.position, self.note = ok, problem, position, note
 
 
 REPLAY_TIMEOUT_S = 10.0
 
 
-async def replay_check(
-    records: Sequence[RecordedEvent],
-    handler: Handler,
-    *,
-    version: int,
-    timeout_s: float = REPLAY_TIMEOUT_S,
-) -> ReplayReport:
-    """Run `handler` against the recorded history; report whether it decides the same.
+class _Replay:
+    """The auditor's half of a replay: every call the code makes is a proposal, answered
+    from the recording by the same guard a live attempt uses; nothing is appended."""
 
-    A replay never waits (steps return recorded outputs, sleeps return at once), so code
-    still running after `timeout_s` is waiting on something outside its steps: that is
-    reported as a divergence at the next recorded decision, and the code is cancelled."""
-    final = fold(records)
-    recorded = decisions(records)
-    slept = {e.event.name for e in records if isinstance(e.event, ev.SleepCompleted)}
-    ctx = ReplayContext(final, recorded, slept)
-    request = Request.from_payload(
-        final.payload, headers=final.headers, content_type=final.content_type
-    )
+    def __init__(self, records: Sequence[RecordedEvent], channel: Channel) -> None:
+        self.final = fold(records)
+        self.guard = Guard(self.final.recorded())
+        self.channel = channel
 
-    def report(
-        ok: bool, problem: str | None = None, position: int | None = None, note: str | None = None
-    ) -> ReplayReport:
-        return ReplayReport(
-            run_id=final.run_id,
-            version=version,
-            ok=ok,
-            checked=ctx.checked,
-            job=final.job,
-            recorded=len(recorded),
-            events=len(records),
-            divergence=problem,
-            position=position,
-            note=note,
+    def _ends(self) -> _Report:
+        final = self.final
+        return _Report(
+            True,
+            note=f"the recording ends at position {final.position} (the run is {final.status})",
         )
 
-    try:
-        async with asyncio.timeout(timeout_s):
-            result = await handler(request, {}, ctx)
-    except TimeoutError:
-        left = recorded[ctx.checked] if ctx.checked < len(recorded) else None
+    def _check(self, kind: str, m: dict[str, Any]) -> Decision:
+        try:
+            recorded = self.guard.check(kind, m.get("name"), m.get("pos"))
+        except Nondeterministic as exc:
+            raise _Report(False, exc.message, exc.position) from None
+        if recorded is None or (kind == "step" and recorded.failed):
+            raise self._ends()
+        return recorded
+
+    def _answer(self, m: dict[str, Any]) -> dict[str, Any]:
+        kind = m["t"]
+        if kind == "state":
+            return {}
+        recorded = self._check(kind, m)
+        if kind == "step":
+            return {"output": recorded.output}
+        if kind == "emit":
+            if to_json_value(m.get("payload"), "payload") != recorded.output:
+                raise _Report(
+                    False,
+                    f"position {recorded.position}: emit `{recorded.name}` with a different "
+                    "payload than recorded",
+                    recorded.position,
+                )
+            return {"event_id": f"replay@{recorded.position}"}
+        slept = self.final.sleeps.get(recorded.name)
+        if slept is None or not slept.done:
+            raise self._ends()  # still asleep in the recording
+        return {"resume": True}
+
+    async def run(self) -> dict[str, Any]:
+        """Answer until the code ends; its `done` message."""
+        while True:
+            m = await self.channel.receive()
+            if m["t"] == "done":
+                return m
+            if m["t"] in ("step", "emit", "sleep", "state"):
+                self.channel.send({"t": "ack", "req": m.get("req"), **self._answer(m)})
+
+    def judge(self, done: dict[str, Any]) -> _Report:
+        final, left = self.final, self.guard.next_unmatched()
+        if done.get("outcome") == "failed":
+            error = done.get("error") or {}
+            raised = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+            if left is not None:  # the recording got further than the code does
+                return _Report(
+                    False,
+                    f"position {left.position}: recorded {left.kind} `{left.name}`, "
+                    f"but the code raised {raised}",
+                    left.position,
+                )
+            if final.status == "completed":
+                return _Report(False, f"code raised {raised}; the recorded run completed")
+            return _Report(True, note=f"code raised {error.get('type')}; the run is {final.status}")
+        if left is not None:
+            return _Report(
+                False,
+                f"position {left.position}: recorded {left.kind} `{left.name}`, "
+                "but the code finished without it",
+                left.position,
+            )
+        if final.status == "completed" and done.get("output") != final.output:
+            return _Report(
+                False,
+                f"position {final.position}: the code returned a different output than recorded",
+                final.position,
+            )
+        return _Report(
+            True, note=None if final.status == "completed" else f"the run is {final.status}"
+        )
+
+    def timed_out(self, timeout_s: float) -> _Report:
+        left = self.guard.next_unmatched()
         where = f"position {left.position}: " if left else ""
         wanted = f"recorded {left.kind} `{left.name}`, but " if left else ""
-        return report(
+        return _Report(
             False,
             f"{where}{wanted}the code was still running after {timeout_s:g} s of replay "
             "(it awaits something outside its steps)",
             left.position if left else None,
         )
-    except _Diverged as d:
-        return report(False, d.message, d.position)
-    except _RecordingEnds:
-        return report(
-            True,
-            note=f"the recording ends at position {final.position} (the run is {final.status})",
-        )
-    except Exception as exc:
-        if ctx.checked < len(recorded):  # the recording got further than the code does
-            left = recorded[ctx.checked]
-            return report(
-                False,
-                f"position {left.position}: recorded {left.kind} `{left.name}`, "
-                f"but the code raised {type(exc).__name__}: {exc}",
-                left.position,
-            )
-        if final.status == "completed":
-            return report(
-                False, f"code raised {type(exc).__name__}: {exc}; the recorded run completed"
-            )
-        return report(True, note=f"code raised {type(exc).__name__}; the run is {final.status}")
-    if ctx.checked < len(recorded):
-        left = recorded[ctx.checked]
-        return report(
-            False,
-            f"position {left.position}: recorded {left.kind} `{left.name}`, "
-            "but the code finished without it",
-            left.position,
-        )
-    if final.status == "completed" and to_json_value(to_output(result), "output") != final.output:
-        return report(
-            False,
-            f"position {final.position}: the code returned a different output than recorded",
-            final.position,
-        )
-    return report(True, note=None if final.status == "completed" else f"the run is {final.status}")
+
+
+async def replay_check(
+    records: Sequence[RecordedEvent],
+    host: Host,
+    fv: Any,
+    *,
+    version: int,
+    timeout_s: float = REPLAY_TIMEOUT_S,
+) -> ReplayReport:
+    """Run the version's code in its function host against the recorded history; report
+    whether it decides the same.
+
+    A replay never waits (steps return recorded outputs, sleeps return at once), so code
+    still running after `timeout_s` is waiting on something outside its steps: that is
+    reported as a divergence at the next recorded decision, and the code is cancelled."""
+    await host.load(function_key(fv), fv)
+    channel = host.open(new_id("replay"))
+    replay = _Replay(records, channel)
+    final = replay.final
+    message = invocation(final, fv, env={})
+    message.update(replay=True, recorded=[], state={})
+    channel.send(message)
+    finished = False
+    try:
+        async with asyncio.timeout(timeout_s):
+            try:
+                done = await replay.run()
+                finished = True
+                verdict = replay.judge(done)
+            except _Report as decided:
+                verdict = decided
+    except TimeoutError:
+        verdict = replay.timed_out(timeout_s)
+    except HostDied as died:
+        verdict = _Report(False, f"the function host died during the replay: {died.reason}")
+    finally:
+        if not finished:
+            await stop_attempt(channel)
+        host.close(channel.id)
+    return ReplayReport(
+        run_id=final.run_id,
+        version=version,
+        ok=verdict.ok,
+        checked=replay.guard.matched,
+        job=final.job,
+        recorded=len(replay.guard.recorded),
+        events=len(records),
+        divergence=verdict.problem,
+        position=verdict.position,
+        note=verdict.note,
+    )
 
 
 def state_at(records: Sequence[RecordedEvent], position: int) -> RunState:

@@ -7,11 +7,11 @@ import msgspec
 
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.audit import ReplayReport, replay_check, state_at
-from reactor_jobs.engine.errors import RunNotFound
+from reactor_jobs.engine.errors import ReactorError, RunNotFound
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal, RecordedEvent
 from reactor_jobs.engine.replay import RunState
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
 _IN_FLIGHT = """
 SELECT r.run_id FROM _reactor_jobs.runs AS r
@@ -20,6 +20,7 @@ SELECT r.run_id FROM _reactor_jobs.runs AS r
  ORDER BY r.created_at
 """
 _CHECK_BATCH = 200
+
 _OWNED = "SELECT 1 FROM _reactor_jobs.runs WHERE org = $1 AND run_id = $2"
 
 
@@ -32,8 +33,17 @@ class FunctionCheck(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Auditor:
-    def __init__(self, journal: Journal, registry: Registry, runtimes: Runtimes) -> None:
-        self.journal, self.registry, self.runtimes = journal, registry, runtimes
+    def __init__(
+        self, journal: Journal, registry: Registry, hosts: HostPool, *, code_jobs: bool = False
+    ) -> None:
+        self.journal, self.registry, self.hosts = journal, registry, hosts
+        self.code_jobs = code_jobs  # an App auditing its own code jobs: their code is here
+
+    def _checkable(self, function: str) -> str:
+        """The function, if its code can be loaded here: a code job's (app:…) is in its app."""
+        if function.startswith("app:") and not self.code_jobs:
+            raise CodeJobAudit()
+        return function
 
     async def records(self, org: str, run_id: str) -> list[RecordedEvent]:
         if await self.journal.pool.fetchval(_OWNED, org, run_id) is None:
@@ -46,20 +56,21 @@ class Auditor:
         first = records[0].event
         assert isinstance(first, ev.Triggered), "every stream starts with Triggered"
         chosen = first.function_version if version is None else version
-        fv = await self.registry.get_version(org, first.function, chosen)
-        handler = await self.runtimes.load(fv)
-        return await replay_check(records, handler, version=chosen)
+        fv = await self.registry.get_version(org, self._checkable(first.function), chosen)
+        host = await self.hosts.host(org, fv.runtime)
+        return await replay_check(records, host, fv, version=chosen)
 
     async def check_function(self, org: str, function: str, version: int) -> FunctionCheck:
         """Would promoting `version` be safe for the runs in flight on this function?"""
-        handler = await self.runtimes.load(await self.registry.get_version(org, function, version))
+        fv = await self.registry.get_version(org, self._checkable(function), version)
         in_flight = [r["run_id"] for r in await self.journal.pool.fetch(_IN_FLIGHT, org, function)]
         reports = []
         for start in range(0, len(in_flight), _CHECK_BATCH):  # one read per batch of runs
             chunk = in_flight[start : start + _CHECK_BATCH]
             streams = await self.journal.read_streams(chunk)
             for run_id in chunk:
-                reports.append(await replay_check(streams[run_id], handler, version=version))
+                host = await self.hosts.host(org, fv.runtime)
+                reports.append(await replay_check(streams[run_id], host, fv, version=version))
         diverging = sum(not r.ok for r in reports)
         return FunctionCheck(
             function=function,
@@ -71,3 +82,9 @@ class Auditor:
 
     async def state_at(self, org: str, run_id: str, position: int) -> RunState:
         return state_at(await self.records(org, run_id), position)
+
+
+class CodeJobAudit(ReactorError):
+    """A code job's code lives in its app: replay and check it there (App.replay, App.check)."""
+
+    code = "invalid_state"

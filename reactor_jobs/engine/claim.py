@@ -34,6 +34,11 @@ from reactor_jobs.engine.journal import (
 )
 
 _RUNNABLE = "status IN ('queued', 'sleeping', 'retrying')"
+# Which runs this worker can run: a bundle worker (serves NULL) every run but those of code
+# jobs (functions named app:…, run only by their app's workers); an app's worker only the
+# versions of its code it has loaded ("org/function@version").
+_SERVED = """(CASE WHEN {0}::text[] IS NULL THEN r.function_name NOT LIKE 'app:%'
+             ELSE r.org || '/' || r.function_name || '@' || r.function_version = ANY({0}) END)"""
 
 LOCK_DUE_JOBS = f"""
 WITH RECURSIVE jobs AS (
@@ -51,7 +56,7 @@ due AS (
       FROM jobs, LATERAL (
         SELECT r.max_concurrency FROM _reactor_jobs.runs AS r
          WHERE r.org = jobs.org AND r.job = jobs.job AND r.{_RUNNABLE}
-           AND r.available_at <= now()
+           AND r.available_at <= now() AND {_SERVED.format("$2")}
          ORDER BY r.available_at LIMIT 1) AS first
 )
 SELECT org, job,
@@ -73,7 +78,7 @@ resumed AS (
         SELECT {_COLUMNS}, 0 AS fresh
           FROM _reactor_jobs.runs AS r
          WHERE r.org = jobs.org AND r.job = jobs.job AND r.status IN ('sleeping', 'retrying')
-           AND r.available_at <= now()
+           AND r.available_at <= now() AND {_SERVED.format("$4")}
          ORDER BY r.available_at
          LIMIT $1
            FOR UPDATE SKIP LOCKED) AS c
@@ -83,7 +88,7 @@ fresh AS (
         SELECT {_COLUMNS}, 1 AS fresh
           FROM _reactor_jobs.runs AS r
          WHERE r.org = jobs.org AND r.job = jobs.job AND r.status = 'queued'
-           AND r.available_at <= now()
+           AND r.available_at <= now() AND {_SERVED.format("$4")}
          ORDER BY r.available_at
          LIMIT $1
            FOR UPDATE SKIP LOCKED) AS c
@@ -118,15 +123,25 @@ def _start_events(row: asyncpg.Record, worker: str, lease: timedelta) -> list[ev
 
 
 async def claim_due_runs(
-    conn: asyncpg.Connection, journal: Journal, *, limit: int, worker: str, lease: timedelta
+    conn: asyncpg.Connection,
+    journal: Journal,
+    *,
+    limit: int,
+    worker: str,
+    lease: timedelta,
+    serves: Sequence[str] | None = None,
 ) -> list[ClaimedRun]:
-    """Claim up to `limit` due runs for `worker`; empty when nothing is due or all are full."""
+    """Claim up to `limit` due runs for `worker`; empty when nothing is due or all are full.
+
+    `serves`: the code-job versions ("org/function@version") an app's worker runs; None for
+    a bundle worker."""
+    served = None if serves is None else list(serves)
     async with conn.transaction():
-        locked = await conn.fetch(LOCK_DUE_JOBS, limit)
+        locked = await conn.fetch(LOCK_DUE_JOBS, limit, served)
         if not locked:
             return []
         rows = await conn.fetch(
-            CLAIM, limit, [r["org"] for r in locked], [r["job"] for r in locked]
+            CLAIM, limit, [r["org"] for r in locked], [r["job"] for r in locked], served
         )
         if not rows:
             return []

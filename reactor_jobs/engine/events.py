@@ -26,6 +26,7 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     message: str
     retryable: bool = True
+    traceback: str | None = None  # the job code's own frames (file:line), when it raised
 
 
 class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,11 +66,18 @@ class AttemptStarted(_Event, frozen=True, tag="AttemptStarted"):
 
 
 class LeaseExtended(_Event, frozen=True, tag="LeaseExtended"):
-    """The executing worker's heartbeat: it still owns the attempt until lease_expires_at."""
+    """The executing worker's heartbeat: it still owns the attempt for `lease_ms` past the
+    event's recorded time (the database's clock). Older events carry the absolute time."""
 
     attempt: int
     worker: str
-    lease_expires_at: datetime
+    lease_expires_at: datetime | None = None
+    lease_ms: int | None = None
+
+
+# `pos` on a step, emit or sleep: the decision's place in the order the code made its calls
+# (not the order they finished in), which replays check. Older events have none: their
+# order in the stream is their place.
 
 
 class StepCompleted(_Event, frozen=True, tag="StepCompleted"):
@@ -77,12 +85,14 @@ class StepCompleted(_Event, frozen=True, tag="StepCompleted"):
     attempt: int
     output: Any = None
     duration_ms: float = 0.0
+    pos: int | None = None
 
 
 class StepFailed(_Event, frozen=True, tag="StepFailed"):
     name: str
     attempt: int
     error: ErrorInfo
+    pos: int | None = None
 
 
 class StateSet(_Event, frozen=True, tag="StateSet"):
@@ -95,11 +105,17 @@ class Emitted(_Event, frozen=True, tag="Emitted"):
     event_id: str
     topic: str
     payload: Any = None
+    pos: int | None = None
 
 
 class SleepScheduled(_Event, frozen=True, tag="SleepScheduled"):
+    """A durable sleep: until `wake_at` (sleep_until), or for `delay_ms` past the event's
+    recorded time, so the database's clock sets the wake time, never a worker's."""
+
     name: str
-    wake_at: datetime
+    wake_at: datetime | None = None
+    delay_ms: int | None = None
+    pos: int | None = None
 
 
 class SleepCompleted(_Event, frozen=True, tag="SleepCompleted"):
@@ -112,8 +128,12 @@ class Failed(_Event, frozen=True, tag="Failed"):
 
 
 class RetryScheduled(_Event, frozen=True, tag="RetryScheduled"):
+    """The next try is due `delay_ms` past the event's recorded time (older events carry an
+    absolute `available_at`)."""
+
     attempt: int  # the attempt that will run next
-    available_at: datetime
+    available_at: datetime | None = None
+    delay_ms: int | None = None
 
 
 class DeadLettered(_Event, frozen=True, tag="DeadLettered"):
@@ -141,9 +161,17 @@ class TimedOut(_Event, frozen=True, tag="TimedOut"):
 class LeaseExpired(_Event, frozen=True, tag="LeaseExpired"):
     attempt: int
     worker: str
-    # False when the attempt was lost to a database outage, not to the run or its worker:
-    # it does not count towards maxAttempts (capped per run, see engine/leases.py).
+    # False when the lease ran out only because the database was unreachable: not a try.
     charged: bool = True
+
+
+class AttemptInterrupted(_Event, frozen=True, tag="AttemptInterrupted"):
+    """The attempt stopped through no fault of its own (its function host died while running
+    another run's code, the worker shut down): the run is queued again and this attempt is
+    not counted against maxAttempts."""
+
+    attempt: int
+    reason: str
 
 
 class Completed(_Event, frozen=True, tag="Completed"):
@@ -167,6 +195,7 @@ Event = (
     | Cancelled
     | TimedOut
     | LeaseExpired
+    | AttemptInterrupted
     | Completed
 )
 
@@ -189,6 +218,7 @@ EVENT_TYPES: dict[str, type[_Event]] = {
         Cancelled,
         TimedOut,
         LeaseExpired,
+        AttemptInterrupted,
         Completed,
     )
 }

@@ -10,9 +10,9 @@ once, no backoff):
 - or the lease ran out and the database restarted after the run's last write
   (`pg_postmaster_start_time()`): its worker went silent when the server went away.
 
-A run gets at most max_attempts uncharged expiries; later ones are charged, so a run whose
-attempts keep dying with the database still ends in the DLQ. Charged decisions count only
-charged attempts (attempt - uncharged), the count maxAttempts applies to.
+A run is released uncharged at most max_attempts times (its stream's interruptions); later
+losses are charged, so a run whose attempts keep dying with the database still ends in the
+DLQ. Decisions count tries (the replay fold's count: not wake-ups, not interruptions).
 """
 
 from __future__ import annotations
@@ -21,17 +21,22 @@ import random
 from collections.abc import Mapping, Sequence
 
 import asyncpg
+import msgspec
 
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine import policy
 from reactor_jobs.engine.ids import new_id
-from reactor_jobs.engine.journal import AppendRequest, Fence, Journal
+from reactor_jobs.engine.journal import (
+    READ_STREAMS,
+    AppendRequest,
+    Fence,
+    Journal,
+    RecordedEvent,
+    to_recorded,
+)
+from reactor_jobs.engine.replay import RunState, fold
 
-_ROW = """r.run_id, r.attempt, r.lease_owner, r.last_position, r.max_attempts, now() AS db_now,
-       j.payload AS triggered,
-       (SELECT count(*) FROM _reactor_jobs.journal AS u
-         WHERE u.run_id = r.run_id AND u.type = 'LeaseExpired'
-           AND (u.data ->> 'charged') = 'false') AS uncharged"""
+_ROW = """r.run_id, r.attempt, r.lease_owner, r.last_position"""
 
 EXPIRED = f"""
 SELECT {_ROW},
@@ -39,7 +44,6 @@ SELECT {_ROW},
            SELECT w.recorded_at FROM _reactor_jobs.journal AS w
             WHERE w.run_id = r.run_id AND w.position = r.last_position) AS outage
   FROM _reactor_jobs.runs AS r
-  JOIN _reactor_jobs.journal AS j ON j.run_id = r.run_id AND j.position = 1
  WHERE r.status = 'running' AND r.lease_expires_at < now()
  ORDER BY r.lease_expires_at
  LIMIT $1
@@ -51,36 +55,32 @@ SELECT {_ROW}, true AS outage
   FROM _reactor_jobs.runs AS r
   JOIN unnest($1::text[], $2::int[]) AS i (run_id, attempt)
     ON i.run_id = r.run_id AND i.attempt = r.attempt
-  JOIN _reactor_jobs.journal AS j ON j.run_id = r.run_id AND j.position = 1
  WHERE r.status = 'running' AND r.lease_owner = $3
    FOR UPDATE OF r
 """
 
 
-def _expiry(row: asyncpg.Record) -> list[ev.Event]:
-    attempt, uncharged, max_attempts = row["attempt"], row["uncharged"], row["max_attempts"]
-    if row["outage"] and uncharged < max_attempts:
-        return [ev.LeaseExpired(attempt=attempt, worker=row["lease_owner"], charged=False)]
-    trig = ev.decode(row["triggered"])
-    assert isinstance(trig, ev.Triggered)
-    expired = ev.LeaseExpired(attempt=attempt, worker=row["lease_owner"])
+def _expiry(row: asyncpg.Record, state: RunState) -> list[ev.Event]:
+    """What ends the lost attempt: uncharged after an outage (at most max_attempts times a
+    run), else a charged LeaseExpired with a retry or the DLQ, counted in tries."""
+    expired = ev.LeaseExpired(attempt=row["attempt"], worker=row["lease_owner"])
+    if row["outage"] and state.interruptions < state.max_attempts:
+        return [msgspec.structs.replace(expired, charged=False)]
     error = ev.ErrorInfo(type="LeaseExpired", message=f"worker {row['lease_owner']} lost its lease")
-    tries = attempt - uncharged  # the attempts that count
     delay = policy.backoff_ms(
-        max(tries, 1),
-        backoff=trig.backoff,
-        initial_ms=trig.initial_delay_ms,
-        max_ms=trig.max_delay_ms,
+        max(state.tries, 1),
+        backoff=state.backoff,
+        initial_ms=state.initial_delay_ms,
+        max_ms=state.max_delay_ms,
         jitter=random.random(),
     )
-    # tries < max_attempts, expressed in attempt numbers so RetryScheduled names the next one
     after = policy.after_failure(
-        attempt,
-        max_attempts=max_attempts + uncharged,
+        state.tries,
+        max_attempts=state.max_attempts,
         error=error,
-        now=row["db_now"],
         delay_ms=delay,
         dlq_id=new_id("dlq"),
+        next_attempt=row["attempt"] + 1,
     )
     return [expired, after]
 
@@ -88,10 +88,13 @@ def _expiry(row: asyncpg.Record) -> list[ev.Event]:
 async def _requeue(
     conn: asyncpg.Connection, journal: Journal, rows: Sequence[asyncpg.Record]
 ) -> int:
+    streams: dict[str, list[RecordedEvent]] = {}
+    for rec in to_recorded(await conn.fetch(READ_STREAMS, [r["run_id"] for r in rows])):
+        streams.setdefault(rec.run_id, []).append(rec)
     requests = [
         AppendRequest(
             run_id=r["run_id"],
-            events=_expiry(r),
+            events=_expiry(r, fold(streams[r["run_id"]])),
             expected_position=r["last_position"],
             fence=Fence(attempt=r["attempt"]),
         )

@@ -7,8 +7,6 @@ initial * n, capped at max_delay. "Equal jitter" then picks uniformly from the u
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from reactor_jobs.engine import events as ev
 
 
@@ -20,17 +18,17 @@ def backoff_ms(attempt: int, *, backoff: str, initial_ms: int, max_ms: int, jitt
 
 
 def after_failure(
-    attempt: int,
+    tries: int,
     *,
     max_attempts: int,
     error: ev.ErrorInfo,
-    now: datetime,
     delay_ms: int,
     dlq_id: str,
+    next_attempt: int | None = None,
 ) -> ev.Event:
-    """RetryScheduled while attempts remain and the error is retryable, else DeadLettered."""
-    if error.retryable and attempt < max_attempts:
-        return ev.RetryScheduled(
-            attempt=attempt + 1, available_at=now + timedelta(milliseconds=delay_ms)
-        )
-    return ev.DeadLettered(dlq_id=dlq_id, attempts=attempt, error=error)
+    """RetryScheduled while tries remain and the error is retryable, else DeadLettered.
+
+    The retry is due `delay_ms` after the event is recorded: the database's clock decides."""
+    if error.retryable and tries < max_attempts:
+        return ev.RetryScheduled(attempt=next_attempt or tries + 1, delay_ms=delay_ms)
+    return ev.DeadLettered(dlq_id=dlq_id, attempts=tries, error=error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -19,6 +19,22 @@ class Sleep(msgspec.Struct, kw_only=True):
     done: bool = False
 
 
+class Decision(msgspec.Struct, kw_only=True):
+    """One call the code made that a replay must make again: kind, name and place."""
+
+    kind: str  # step | emit | sleep
+    name: str  # the step or sleep key, the emit's topic
+    pos: int  # place in the code's call order
+    position: int  # journal position of the event that recorded it
+    output: Any = None  # a step's output, an emit's payload
+    failed: bool = False  # a step that raised: it never completed
+    event_id: str | None = None  # an emit's id
+
+
+def _after(at: datetime, ms: int | None) -> datetime:
+    return at + timedelta(milliseconds=ms or 0)
+
+
 class RunState(msgspec.Struct, kw_only=True):
     """Everything a worker needs to resume a run, rebuilt from its stream alone."""
 
@@ -32,7 +48,10 @@ class RunState(msgspec.Struct, kw_only=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     content_type: str = "application/json"
     status: str = "new"
-    attempt: int = 0
+    attempt: int = 0  # executions so far (AttemptStarted), what fences an attempt
+    tries: int = 0  # tries counted against max_attempts: not wake-ups, not interruptions
+    interruptions: int = 0  # attempts released without being charged
+    resume: bool = False  # the next start continues this try (after a sleep, an interruption)
     max_attempts: int = 3
     timeout_ms: int = 600_000
     max_concurrency: int = 10
@@ -46,6 +65,7 @@ class RunState(msgspec.Struct, kw_only=True):
     state: dict[str, Any] = msgspec.field(default_factory=dict)
     emitted: list[str] = msgspec.field(default_factory=list)  # event ids, in order
     sleeps: dict[str, Sleep] = msgspec.field(default_factory=dict)
+    decisions: dict[int, Decision] = msgspec.field(default_factory=dict)  # by pos
     last_error: ev.ErrorInfo | None = None
     output: Any = None
     dlq_id: str | None = None
@@ -59,6 +79,17 @@ class RunState(msgspec.Struct, kw_only=True):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def recorded(self) -> list[Decision]:
+        """The code's recorded calls in call order."""
+        return [self.decisions[pos] for pos in sorted(self.decisions)]
+
+
+def _decide(s: RunState, decision: Decision, pos: int | None) -> None:
+    # Events older than `pos` take the next place in stream order.
+    decision.pos = len(s.decisions) if pos is None else pos
+    decision.position = s.position
+    s.decisions[decision.pos] = decision
 
 
 def _triggered(s: RunState, e: ev.Triggered, at: datetime) -> None:
@@ -85,11 +116,14 @@ def _attempt_started(s: RunState, e: ev.AttemptStarted, at: datetime) -> None:
         e.worker,
         e.lease_expires_at,
     )
+    if not s.resume or s.tries == 0:
+        s.tries += 1
+    s.resume = False
     s.started_at, s.available_at = at, None
 
 
 def _lease_extended(s: RunState, e: ev.LeaseExtended, at: datetime) -> None:
-    s.lease_expires_at = e.lease_expires_at
+    s.lease_expires_at = e.lease_expires_at or _after(at, e.lease_ms)
 
 
 def _release(s: RunState, status: str, available_at: datetime | None) -> None:
@@ -98,6 +132,12 @@ def _release(s: RunState, status: str, available_at: datetime | None) -> None:
 
 def _step_completed(s: RunState, e: ev.StepCompleted, at: datetime) -> None:
     s.steps[e.name] = e.output
+    _decide(s, Decision(kind="step", name=e.name, pos=0, position=0, output=e.output), e.pos)
+
+
+def _step_failed(s: RunState, e: ev.StepFailed, at: datetime) -> None:
+    if e.name not in s.steps:
+        _decide(s, Decision(kind="step", name=e.name, pos=0, position=0, failed=True), e.pos)
 
 
 def _state_set(s: RunState, e: ev.StateSet, at: datetime) -> None:
@@ -109,22 +149,35 @@ def _state_set(s: RunState, e: ev.StateSet, at: datetime) -> None:
 
 def _emitted(s: RunState, e: ev.Emitted, at: datetime) -> None:
     s.emitted.append(e.event_id)
+    emit = Decision(
+        kind="emit", name=e.topic, pos=0, position=0, output=e.payload, event_id=e.event_id
+    )
+    _decide(s, emit, e.pos)
 
 
 def _sleep_scheduled(s: RunState, e: ev.SleepScheduled, at: datetime) -> None:
-    s.sleeps[e.name] = Sleep(wake_at=e.wake_at)
-    _release(s, "sleeping", e.wake_at)
+    wake_at = e.wake_at or _after(at, e.delay_ms)
+    s.sleeps[e.name] = Sleep(wake_at=wake_at)
+    _decide(s, Decision(kind="sleep", name=e.name, pos=0, position=0), e.pos)
+    _release(s, "sleeping", wake_at)
 
 
 def _sleep_completed(s: RunState, e: ev.SleepCompleted, at: datetime) -> None:
     if e.name in s.sleeps:
         s.sleeps[e.name].done = True
+    s.resume = True
     _release(s, "queued", at)
 
 
 def _failed(s: RunState, e: ev.Failed, at: datetime) -> None:
     s.last_error = e.error
     _release(s, "retrying", at)
+
+
+def _interrupted(s: RunState, e: ev.AttemptInterrupted, at: datetime) -> None:
+    s.interruptions += 1
+    s.resume = True
+    _release(s, "retrying", at)  # due at once, and resumed work goes first
 
 
 def _timed_out(s: RunState, e: ev.TimedOut, at: datetime) -> None:
@@ -138,11 +191,14 @@ def _lease_expired(s: RunState, e: ev.LeaseExpired, at: datetime) -> None:
     s.last_error = ev.ErrorInfo(
         type="LeaseExpired", message=f"worker {e.worker} lost its lease during attempt {e.attempt}"
     )
+    if not e.charged:
+        s.interruptions += 1
+        s.resume = True
     _release(s, "retrying", at)
 
 
 def _retry_scheduled(s: RunState, e: ev.RetryScheduled, at: datetime) -> None:
-    _release(s, "retrying", e.available_at)
+    _release(s, "retrying", e.available_at or _after(at, e.delay_ms))
 
 
 def _dead_lettered(s: RunState, e: ev.DeadLettered, at: datetime) -> None:
@@ -168,16 +224,12 @@ def _completed(s: RunState, e: ev.Completed, at: datetime) -> None:
     _release(s, "completed", None)
 
 
-def _history_only(s: RunState, e: Any, at: datetime) -> None:
-    pass
-
-
 _FOLDS: dict[type, Callable[[RunState, Any, datetime], None]] = {
     ev.Triggered: _triggered,
     ev.AttemptStarted: _attempt_started,
     ev.LeaseExtended: _lease_extended,
     ev.StepCompleted: _step_completed,
-    ev.StepFailed: _history_only,
+    ev.StepFailed: _step_failed,
     ev.StateSet: _state_set,
     ev.Emitted: _emitted,
     ev.SleepScheduled: _sleep_scheduled,
@@ -189,6 +241,7 @@ _FOLDS: dict[type, Callable[[RunState, Any, datetime], None]] = {
     ev.Cancelled: _cancelled,
     ev.TimedOut: _timed_out,
     ev.LeaseExpired: _lease_expired,
+    ev.AttemptInterrupted: _interrupted,
     ev.Completed: _completed,
 }
 
@@ -199,6 +252,7 @@ def fold(records: Iterable[RecordedEvent], state: RunState | None = None) -> Run
     for rec in records:
         if not s.run_id:
             s.run_id = rec.run_id
+        s.position = rec.position
         _FOLDS[type(rec.event)](s, rec.event, rec.recorded_at)
-        s.position, s.updated_at, s.last_hash = rec.position, rec.recorded_at, rec.hash
+        s.updated_at, s.last_hash = rec.recorded_at, rec.hash
     return s

@@ -18,23 +18,22 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import asyncpg
 
 from reactor_jobs.database import DATABASE_ERRORS, DatabaseHealth, is_disconnect
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.append_sql import CANCEL_CHANNEL, WORK_CHANNEL
-from reactor_jobs.engine.attempt import Attempt
+from reactor_jobs.engine.attempt import Attempt, LostOwnership, RunStream
 from reactor_jobs.engine.claim import ClaimedRun, claim_due_runs
-from reactor_jobs.engine.context import LostOwnership, RunStream
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.ids import ulid
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.leases import expire_leases, release_interrupted
 from reactor_jobs.engine.logs import LogSink
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
 log = logging.getLogger("reactor_jobs.worker")
 
@@ -56,18 +55,19 @@ class Worker:
         pool: asyncpg.Pool,
         journal: Journal,
         registry: Registry,
-        runtimes: Runtimes,
+        hosts: HostPool,
         *,
         concurrency: int = 4,
         lease_ms: int = 30_000,
         poll_ms: int = 1000,
         dsn: str | None = None,
         name: str | None = None,
-        env: Mapping[str, str] | None = None,
         health: DatabaseHealth | None = None,
+        serves: Sequence[str] | None = None,
     ) -> None:
         self.pool, self.journal, self.dsn = pool, journal, dsn
         self.health = health or DatabaseHealth()
+        self.serves = serves  # code-job versions of an app's worker; None: bundles
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
         self.concurrency, self.lease, self.poll = (
             concurrency,
@@ -75,29 +75,14 @@ class Worker:
             poll_ms / 1000,
         )
         self.sink = LogSink(pool)
-        self.attempt = Attempt(
-            journal,
-            registry,
-            runtimes,
-            worker=self.name,
-            clock=self.db_now,
-            sink=self.sink,
-            env=env,
-        )
+        self.hosts = hosts
+        self.attempt = Attempt(journal, registry, hosts, worker=self.name, sink=self.sink)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.streams: dict[str, RunStream] = {}
         self._wake = asyncio.Event()
-        self._offset = timedelta(0)
         self._conn: asyncpg.Connection | None = None
         # Attempts cut short by a lost connection: run id -> attempt, to hand back uncharged.
         self._interrupted: dict[str, int] = {}
-
-    def db_now(self) -> datetime:
-        """The database clock, from the offset measured at the last claim or heartbeat."""
-        return datetime.now(UTC) + self._offset
-
-    def _measured(self, db_now: datetime) -> None:
-        self._offset = db_now - datetime.now(UTC)
 
     async def run(self, stop: asyncio.Event, *, grace: float = 10.0) -> None:
         """Work until `stop` is set; then let running attempts finish for `grace` seconds."""
@@ -159,10 +144,14 @@ class Worker:
 
     async def _claim(self, free: int) -> int:
         claimed = await claim_due_runs(
-            await self._connection(), self.journal, limit=free, worker=self.name, lease=self.lease
+            await self._connection(),
+            self.journal,
+            limit=free,
+            worker=self.name,
+            lease=self.lease,
+            serves=self.serves,
         )
         for run in claimed:
-            self._measured(run.db_now)
             self.tasks[run.run_id] = asyncio.create_task(self._attempt(run))
         return len(claimed)
 
@@ -223,12 +212,12 @@ class Worker:
         streams = list(self.streams.values())
         if not streams:
             return
-        self._measured(await self.pool.fetchval("SELECT now()"))
-        until = self.db_now() + self.lease
+        lease_ms = int(self.lease.total_seconds() * 1000)
 
         async def extend(stream: RunStream) -> None:
+            # The database adds lease_ms to its own now(): no worker clock is involved.
             beat = ev.LeaseExtended(
-                attempt=stream.fence.attempt or 0, worker=self.name, lease_expires_at=until
+                attempt=stream.fence.attempt or 0, worker=self.name, lease_ms=lease_ms
             )
             try:
                 await stream.append([beat])

@@ -24,7 +24,7 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 # What each runtime imports; the bundle must contain one of these.
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "python": ("code/index.py",),
-    "bun": ("code/index.ts", "code/index.js"),
+    "bun": ("code/index.ts", "code/index.js", "code/index.mjs"),
 }
 _SKIPPED_DIRS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
@@ -59,6 +59,16 @@ def read_manifest(archive: bytes) -> bytes:
                     raise BundleError(f"{MANIFEST_NAME} is larger than {MAX_MANIFEST_BYTES} bytes")
                 return _read(tar, info)
     raise BundleError(f"the bundle has no {MANIFEST_NAME}")
+
+
+def read_code(archive: bytes) -> dict[str, bytes]:
+    """The bundle's files under code/, by member name."""
+    with _open(archive) as tar:
+        return {
+            name: _read(tar, info)
+            for info in _members(tar)
+            if info.isfile() and (name := _member_name(info)).startswith("code/")
+        }
 
 
 def validate_bundle(archive: bytes, runtime: str) -> None:

@@ -65,6 +65,14 @@ class InvalidField(ReactorError):
         self.reason = reason
 
 
+class RuntimeUnavailable(InvalidField):
+    """The runtime cannot run on this server (e.g. no bun executable for `bun`)."""
+
+    def __init__(self, runtime: str, how: str) -> None:
+        super().__init__("runtime", f"the {runtime} runtime is not available here: {how}")
+        self.runtime = runtime
+
+
 class InvalidPolicy(InvalidField):
     """A job policy setting (retry, concurrency, timeout) is out of range."""
 

@@ -33,6 +33,8 @@ DEFAULT_MAX_CONCURRENCY = 10
 DEFAULT_TIMEOUT_MS = 600_000
 MAX_TIMEOUT_MS = 3_600_000
 MAX_ATTEMPTS_LIMIT = 100
+# The longest IANA name is 32 characters; longer is a typo or an attack.
+MAX_TIMEZONE_CHARS = 64
 # Policy columns are Postgres `integer`.
 INT32_MAX = 2_147_483_647
 
@@ -53,7 +55,8 @@ class EventTrigger(_Wire, frozen=True, tag="event", tag_field="kind"):
 
 
 class WebhookTrigger(_Wire, frozen=True, tag="webhook", tag_field="kind"):
-    pass
+    # Request headers its runs keep beyond the defaults (triggers/specs.py).
+    headers: list[str] | None = None
 
 
 class ManualTrigger(_Wire, frozen=True, tag="manual", tag_field="kind"):
@@ -186,9 +189,11 @@ def check_cron(schedule: str) -> str | None:
 
 
 def check_timezone(name: str) -> str | None:
+    if len(name) > MAX_TIMEZONE_CHARS:  # ZoneInfo opens a file by that name: OSError
+        return f"must be at most {MAX_TIMEZONE_CHARS} characters"
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return f"unknown time zone {name!r}"
     return None
 

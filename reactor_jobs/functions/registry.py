@@ -13,6 +13,7 @@ import msgspec
 
 from reactor_jobs.functions import registry_sql as sql
 from reactor_jobs.functions.bundle import read_manifest, validate_bundle
+from reactor_jobs.functions.code_check import check_code
 from reactor_jobs.functions.errors import (
     AlreadyExists,
     FunctionNotFound,
@@ -20,6 +21,7 @@ from reactor_jobs.functions.errors import (
     InvalidManifest,
     JobNotFound,
     NotPromoted,
+    RuntimeUnavailable,
     VersionNotFound,
 )
 from reactor_jobs.functions.manifest import (
@@ -43,6 +45,7 @@ from reactor_jobs.functions.records import (
     ResolvedJob,
     VersionInfo,
 )
+from reactor_jobs.hosts.bun_binary import HOW_TO_GET_BUN, find_bun
 from reactor_jobs.triggers.manifest_sync import TriggerChanges, sync_job, wanted_triggers
 from reactor_jobs.triggers.reconcile import spec_of
 
@@ -113,6 +116,8 @@ class Registry:
         self, org: str, name: str, runtime: Runtime = "python"
     ) -> FunctionInfo:
         check_name(name)
+        if runtime == "bun" and find_bun() is None:
+            raise RuntimeUnavailable("bun", HOW_TO_GET_BUN)
         try:
             row = await self._pool.fetchrow(sql.FUNCTIONS_INSERT, org, name, runtime)
         except asyncpg.UniqueViolationError:
@@ -136,6 +141,12 @@ class Registry:
         """Store a checked bundle as the function's next version; returns its number."""
         function = await self.get_function(org, name)
         manifest = await asyncio.to_thread(self._check_bundle, function, archive)
+        if function.runtime == "python":
+            # Here, not in a thread: CPython 3.11's ast.parse is not safe to run in two
+            # threads at once ("AST constructor recursion depth mismatch").
+            check_code(archive, function.runtime)
+        else:
+            await asyncio.to_thread(check_code, archive, function.runtime)
         digest = hashlib.sha256(archive).digest()
         manifest_json = msgspec.json.encode(manifest).decode()
         async with self._pool.acquire() as conn, conn.transaction():

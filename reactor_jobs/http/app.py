@@ -1,10 +1,12 @@
 """The aiohttp application: middlewares (request id, errors, auth), the route table of the
 /jobs/v1 and /functions/v1 APIs, the auth routes, and the OpenAPI document built from the
-same table. Serve it with AccessLogger as the runner's access_log_class."""
+same table. Serve it through app_runner (the access log, the header-read timeout)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +28,7 @@ from reactor_jobs.http.auth_docs import AUTH_DOCS
 from reactor_jobs.http.auth_routes import add_auth_routes
 from reactor_jobs.http.bodies import json_response
 from reactor_jobs.http.errors import error_middleware
+from reactor_jobs.http.inputs import input_middleware
 from reactor_jobs.http.keys import (
     CONFIG,
     NODE,
@@ -36,22 +39,32 @@ from reactor_jobs.http.keys import (
     WEBHOOK_LIMITER,
     WebhookGuard,
 )
-from reactor_jobs.http.objects import Health
+from reactor_jobs.http.objects import Health, HostsHealth
 from reactor_jobs.http.openapi import build_document, openapi_json
 from reactor_jobs.http.ratelimit import TokenBuckets
-from reactor_jobs.http.requestlog import AccessLogger, add_request_id, request_id_middleware
+from reactor_jobs.http.requestlog import (
+    AccessLogger,
+    add_response_headers,
+    install_log_filters,
+    request_id_middleware,
+)
 from reactor_jobs.http.routes import Route, public
 from reactor_jobs.node import Node
 from reactor_jobs.triggers.store import TriggerStore
 
-__all__ = ["AccessLogger", "create_app", "routes"]
+__all__ = ["AccessLogger", "app_runner", "create_app", "routes"]
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: 200 while the process runs. `degraded` while its database is unreachable;
-    the process rides that out by itself, so a supervisor should not restart it."""
-    detail = request.app[NODE].health.detail()
-    return json_response(Health(status="degraded" if detail else "ok", detail=detail))
+    the process rides that out by itself, so a supervisor should not restart it. Also says
+    how job code is isolated here (none, without root or bubblewrap)."""
+    node = request.app[NODE]
+    detail = node.health.detail()
+    hosts = HostsHealth(**node.hosts.status())
+    return json_response(
+        Health(status="degraded" if detail else "ok", detail=detail, function_hosts=hosts)
+    )
 
 
 def routes() -> list[Route]:
@@ -77,7 +90,12 @@ def routes() -> list[Route]:
 def create_app(node: Node, config: Config) -> web.Application:
     auth = AuthService(node.pool, config)
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware(auth)],
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            input_middleware,
+            auth_middleware(auth),
+        ],
         client_max_size=config.jobs.http.max_body_bytes,
     )
     app[NODE], app[CONFIG] = node, config
@@ -93,11 +111,33 @@ def create_app(node: Node, config: Config) -> web.Application:
         app.router.add_route(route.method, route.path, route.handle)
     add_auth_routes(app, auth)
     app[OPENAPI] = build_document([*table, *AUTH_DOCS])
-    app.on_response_prepare.append(add_request_id)
+    app.on_response_prepare.append(add_response_headers)
     app.on_shutdown.append(_end_streams)
+    app.on_cleanup.append(_close_auth(auth))
     return app
+
+
+def _close_auth(auth: AuthService) -> Callable[[web.Application], Awaitable[None]]:
+    async def close(_app: web.Application) -> None:
+        auth.close()
+
+    return close
 
 
 async def _end_streams(app: web.Application) -> None:
     """Live streams (the SSE log) watch this and finish, so shutdown does not wait on them."""
     app[SHUTDOWN].set()
+
+
+def app_runner(app: web.Application, config: Config, **kwargs: Any) -> web.AppRunner:
+    """The runner `reactor serve` uses. aiohttp's keep-alive timer also runs from the moment
+    a connection opens until its request's headers are complete, so it is the header-read
+    timeout too: a connection that sends no complete request within header_timeout_s (or
+    sits idle that long between requests) is closed."""
+    install_log_filters()
+    return web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        keepalive_timeout=config.jobs.http.header_timeout_s,
+        **kwargs,
+    )

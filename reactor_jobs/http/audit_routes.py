@@ -44,7 +44,7 @@ _POSITION = re.compile(r"[0-9]{1,18}")
 
 def auditor(request: web.Request) -> Auditor:
     node = request.app[NODE]
-    return Auditor(node.journal, node.registry, node.runtimes)
+    return Auditor(node.journal, node.registry, node.hosts)
 
 
 async def run_records(request: web.Request, org: str) -> list[RecordedEvent]:

@@ -20,6 +20,8 @@ from reactor_jobs.auth.principal import (
     require,
 )
 from reactor_jobs.auth.service import AuthService, TokenPair, check_role, outranks
+from reactor_jobs.auth.store import Invitation
+from reactor_jobs.http.inputs import check_json_text
 
 AUTH = web.AppKey("auth", AuthService)
 # Token responses must not be kept by browsers or proxies (RFC 6749 §5.1).
@@ -34,6 +36,9 @@ def add_auth_routes(app: web.Application, service: AuthService) -> None:
     app.router.add_post("/auth/v1/orgs", create_org)
     app.router.add_get("/auth/v1/orgs/{org}/members", list_members)
     app.router.add_post("/auth/v1/orgs/{org}/members", add_member)
+    app.router.add_get("/auth/v1/invitations", list_invitations)
+    app.router.add_post("/auth/v1/invitations/{id}/accept", accept_invitation)
+    app.router.add_post("/auth/v1/invitations/{id}/decline", decline_invitation)
     app.router.add_post("/auth/v1/orgs/{org}/api-keys", create_api_key)
     app.router.add_delete("/auth/v1/orgs/{org}/api-keys/{key_id}", revoke_api_key)
 
@@ -43,7 +48,8 @@ async def token(request: web.Request) -> web.Response:
     grant_type = request.query.get("grant_type")
     if grant_type == "password":
         body = await _body(request, {"email", "password"})
-        user_id = await service.authenticate(_string(body, "email"), _string(body, "password"))
+        email, password = _string(body, "email"), _string(body, "password")
+        user_id = await service.authenticate(email, password, request.remote or "-")
         pair = await service.issue_tokens(user_id)
     elif grant_type == "refresh_token":
         body = await _body(request, {"refresh_token"})
@@ -73,8 +79,9 @@ async def create_org(request: web.Request) -> web.Response:
     service = request.config_dict[AUTH]
     user_id = await service.user_for_token(bearer_token(request))
     body = await _body(request, {"name"})
+    info = await service.user_info(user_id)
     try:
-        created = await service.create_org(_string(body, "name"), user_id)
+        created = await service.create_org_as(_string(body, "name"), user_id, info.email)
     except UserNotFound:
         raise Unauthorized("the token's user no longer exists") from None
     return web.json_response({"name": created.name, "role": created.role}, status=201)
@@ -94,12 +101,41 @@ async def add_member(request: web.Request) -> web.Response:
     email, role = _string(body, "email"), check_role(_string(body, "role"))
     if not outranks(principal.role, role):
         raise Forbidden(f"only an owner can add an owner; you are {principal.role}")
-    if "@" not in email:
-        raise InvalidAuthField("email", "must look like name@example.com")
-    member = await request.config_dict[AUTH].add_member(principal.org, email, role)
-    return web.json_response(
-        {"user_id": member.user_id, "email": member.email, "role": member.role}, status=201
+    invitation = await request.config_dict[AUTH].invite(
+        principal.org, email, role, principal.subject
     )
+    return web.json_response(_invitation(invitation), status=202)
+
+
+async def list_invitations(request: web.Request) -> web.Response:
+    service = request.config_dict[AUTH]
+    user_id = await service.user_for_token(bearer_token(request))
+    found = await service.invitations(user_id)
+    return web.json_response({"invitations": [_invitation(i) for i in found]})
+
+
+async def accept_invitation(request: web.Request) -> web.Response:
+    service = request.config_dict[AUTH]
+    user_id = await service.user_for_token(bearer_token(request))
+    joined = await service.accept_invitation(user_id, request.match_info["id"])
+    return web.json_response({"name": joined.name, "role": joined.role})
+
+
+async def decline_invitation(request: web.Request) -> web.Response:
+    service = request.config_dict[AUTH]
+    user_id = await service.user_for_token(bearer_token(request))
+    await service.decline_invitation(user_id, request.match_info["id"])
+    return web.Response(status=204)
+
+
+def _invitation(invitation: Invitation) -> dict[str, str]:
+    return {
+        "id": invitation.id,
+        "org": invitation.org,
+        "email": invitation.email,
+        "role": invitation.role,
+        "expires_at": invitation.expires_at.isoformat(),
+    }
 
 
 async def create_api_key(request: web.Request) -> web.Response:
@@ -137,8 +173,10 @@ async def _org_principal(
 
 async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     """The JSON object body, with no fields beyond `allowed`."""
+    raw = await request.read()
+    check_json_text(raw)
     try:
-        body = json.loads(await request.read() or b"null")
+        body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(body, dict):

@@ -1,6 +1,7 @@
-"""Request bodies in, JSON out: a size-capped read, strict msgspec decoding (malformed JSON
-is 400; a wrong type, missing or unknown field is 422 naming the field) and responses
-encoded from the same Structs the OpenAPI document describes."""
+"""Request bodies in, JSON out: a size-capped read, strict msgspec decoding (malformed JSON,
+or JSON nested past the limit, is 400; a wrong type, a NUL character, a missing or unknown
+field is 422 naming the field) and responses encoded from the same Structs the OpenAPI
+document describes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.http.errors import MalformedJson, PayloadTooLarge
+from reactor_jobs.http.inputs import check_json_text
 from reactor_jobs.http.keys import CONFIG
 
 T = TypeVar("T")
@@ -49,6 +51,7 @@ async def decode_json(request: web.Request, kind: type[T], *, empty: bytes | Non
 
 
 def decode_bytes(body: bytes, kind: type[T]) -> T:
+    check_json_text(body)
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:

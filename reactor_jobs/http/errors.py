@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from reactor_jobs.auth.throttle import ServerBusy, TooManyRequests
 from reactor_jobs.engine.errors import ConcurrencyExceeded, ReactorError
 from reactor_jobs.http.ratelimit import RateLimited
 from reactor_jobs.http.requestlog import request_id
@@ -38,11 +39,14 @@ STATUS: dict[str, int] = {
     "invalid_event": 422,
     "concurrency_exceeded": 429,
     "rate_limited": 429,
+    "too_many_requests": 429,
     "database_unavailable": 503,
+    "host_unavailable": 503,
+    "server_busy": 503,
 }
 # Codes that mean the server failed, or that only job code sees (inside a run): a plain 500.
 INTERNAL_CODES = frozenset(
-    {"internal", "journal_tampered", "config_error", "not_built", "step_output"}
+    {"internal", "journal_tampered", "config_error", "not_built", "step_output", "nondeterministic"}
 )
 # aiohttp's own HTTP errors (unknown path, wrong method, its body limit) by status.
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -86,7 +90,7 @@ def from_reactor_error(request: web.Request, exc: ReactorError) -> web.Response:
         log.error("request %s failed: %s", request_id(request), exc, exc_info=exc)
         return _internal(request)
     headers = None
-    if isinstance(exc, ConcurrencyExceeded | RateLimited):
+    if isinstance(exc, ConcurrencyExceeded | RateLimited | TooManyRequests | ServerBusy):
         headers = {"Retry-After": str(max(1, exc.retry_after))}
     return error_response(status, exc.code, exc.message, headers)
 

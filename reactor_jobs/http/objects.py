@@ -13,6 +13,7 @@ from msgspec import UNSET, UnsetType
 from reactor_jobs.engine.runs import RunInfo
 from reactor_jobs.functions.manifest import Backoff, Policy, Runtime
 from reactor_jobs.functions.records import FunctionInfo, JobInfo, VersionInfo
+from reactor_jobs.http.inputs import INT32_MAX
 from reactor_jobs.triggers.manifest_sync import TriggerChanges as SyncedTriggers
 from reactor_jobs.triggers.store import Trigger as TriggerRecord
 
@@ -27,28 +28,32 @@ class _Out(msgspec.Struct, frozen=True, kw_only=True):
 
 # Requests
 
+# Versions, attempts and delays are int32 columns: past that range Postgres would refuse them.
+VersionNumber = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]
+Int32 = Annotated[int, msgspec.Meta(ge=-INT32_MAX - 1, le=INT32_MAX)]
+
 
 class JobCreate(_In, frozen=True):
     name: str
     function_name: str
-    max_attempts: int | None = None
+    max_attempts: Int32 | None = None
     backoff: Backoff | None = None
-    initial_delay_ms: int | None = None
-    max_delay_ms: int | None = None
-    max_concurrency: int | None = None
-    timeout_ms: int | None = None
+    initial_delay_ms: Int32 | None = None
+    max_delay_ms: Int32 | None = None
+    max_concurrency: Int32 | None = None
+    timeout_ms: Int32 | None = None
 
 
 class JobUpdate(_In, frozen=True):
     """Only the fields sent change; null clears a policy field back to the manifest's."""
 
     function_name: str | UnsetType = UNSET
-    max_attempts: int | UnsetType | None = UNSET
+    max_attempts: Int32 | UnsetType | None = UNSET
     backoff: Backoff | UnsetType | None = UNSET
-    initial_delay_ms: int | UnsetType | None = UNSET
-    max_delay_ms: int | UnsetType | None = UNSET
-    max_concurrency: int | UnsetType | None = UNSET
-    timeout_ms: int | UnsetType | None = UNSET
+    initial_delay_ms: Int32 | UnsetType | None = UNSET
+    max_delay_ms: Int32 | UnsetType | None = UNSET
+    max_concurrency: Int32 | UnsetType | None = UNSET
+    timeout_ms: Int32 | UnsetType | None = UNSET
 
 
 class ManualTrigger(_In, frozen=True):
@@ -61,7 +66,7 @@ class FunctionCreate(_In, frozen=True):
 
 
 class Promote(_In, frozen=True):
-    version: int | None = None
+    version: VersionNumber | None = None
 
 
 # Responses
@@ -122,6 +127,8 @@ class Trigger(_Out, frozen=True):
     topic: str | None
     source: Literal["api", "manifest"]
     created_at: datetime
+    # Webhooks: request headers kept beyond the defaults (null: the defaults only).
+    headers: list[str] | None = None
 
     @classmethod
     def of(cls, record: TriggerRecord) -> Trigger:
@@ -213,9 +220,19 @@ class WebhookAccepted(_Out, frozen=True):
     duplicate: bool = False
 
 
+class HostsHealth(_Out, frozen=True):
+    """Where job code runs: the isolation in force and the function hosts running."""
+
+    isolation: str
+    multi_tenant: bool
+    hosts: int
+    started: int
+
+
 class Health(_Out, frozen=True):
     status: str  # ok | degraded (the database is unreachable; the process keeps retrying)
     detail: str | None = None
+    function_hosts: HostsHealth | None = None
 
 
 # Lists
@@ -257,8 +274,6 @@ class VersionList(_Out, frozen=True):
 
 
 # Audit (http/audit_routes.py): time travel, diffs, lineage, replay checks
-
-VersionNumber = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class ReplayRequest(_In, frozen=True):

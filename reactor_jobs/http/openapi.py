@@ -14,21 +14,37 @@ from aiohttp import web
 
 from reactor_jobs.http.bodies import json_response
 from reactor_jobs.http.errors import ErrorResponse
+from reactor_jobs.http.inputs import (
+    MAX_PATH_PARAM_CHARS,
+    MAX_QUERY_VALUE_CHARS,
+    PATH_PARAM_PATTERN,
+)
 from reactor_jobs.http.keys import OPENAPI
-from reactor_jobs.http.routes import Route
+from reactor_jobs.http.routes import Param, Route
 
 VERSION = "0.1.0"
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 _REF = "#/components/schemas/{name}"
 _ERRORS = {
-    400: "Malformed JSON, or a malformed request (bad_request)",
+    400: "Malformed JSON, JSON nested past 64 levels, or a malformed request (bad_request)",
     401: "No, bad or expired token (unauthorized)",
     403: "Not a member of the org, or the role is too low (forbidden)",
     404: "Unknown, or another org's (not_found)",
     409: "Conflict with the current state (conflict, invalid_state)",
     413: "The body is too large (payload_too_large)",
-    422: "A field or parameter is invalid; the message names it (invalid_field)",
-    429: "Too many concurrent runs for the job (concurrency_exceeded)",
+    422: "A field or parameter is invalid (a NUL or control character, a value out of "
+    "range, too long); the message names it (invalid_field)",
+    429: "Too many requests: concurrent runs (concurrency_exceeded), webhook deliveries "
+    "(rate_limited) or failed sign-ins (too_many_requests); see Retry-After",
+    503: "The database is unreachable (database_unavailable) or the server is busy "
+    "checking passwords (server_busy)",
+}
+# What a path parameter may hold (http/inputs.py enforces the same).
+_PATH_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_PATH_PARAM_CHARS,
+    "pattern": PATH_PARAM_PATTERN,
 }
 _ORG = {
     "name": "X-Reactor-Org",
@@ -93,16 +109,24 @@ def _operation(route: Route, refs: dict[int, Any]) -> dict[str, Any]:
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMA}
         for name in _PATH_PARAM.findall(route.path)
     ]
     if route.access != "public" and not route.path.startswith("/auth/"):
         params.append(_ORG)
     params += [
-        {"name": p.name, "in": p.where, "description": p.description, "schema": p.schema}
+        {"name": p.name, "in": p.where, "description": p.description, "schema": _strict(p)}
         for p in route.params
     ]
     return params
+
+
+def _strict(param: Param) -> dict[str, Any]:
+    """A query string's schema with the limits every query value has (http/inputs.py)."""
+    if param.where != "query" or param.schema.get("type") != "string":
+        return param.schema
+    limits = {"maxLength": MAX_QUERY_VALUE_CHARS, "pattern": r"^[^\x00-\x1f\x7f]*$"}
+    return {**limits, **param.schema}
 
 
 def _body(route: Route, refs: dict[int, Any]) -> dict[str, Any]:
@@ -120,7 +144,13 @@ def _responses(route: Route, refs: dict[int, Any]) -> dict[str, Any]:
     elif route.response is not None:
         ok["content"] = {"application/json": {"schema": refs[id(route.response)]}}
     responses = {str(route.status): ok}
-    codes = set(route.errors) | ({401, 403} if route.access != "public" else set())
+    # Any route: a bad query value (422), the database away (503); with path parameters,
+    # one that names nothing (404); signed in, the token and the org header (400, 401, 403).
+    codes = set(route.errors) | {422, 503}
+    if route.access != "public":
+        codes |= {400, 401, 403}
+    if _PATH_PARAM.search(route.path):
+        codes |= {404}
     if route.body is not None and route.body not in ("gzip", "any"):
         codes |= {400, 413, 422}
     for code in sorted(codes):
@@ -133,7 +163,7 @@ def _error(code: int, schema: Any) -> dict[str, Any]:
         "description": _ERRORS[code],
         "content": {"application/json": {"schema": schema}},
     }
-    if code == 429:
+    if code in (429, 503):
         error["headers"] = {
             "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
         }

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from reactor_jobs.functions.errors import InvalidField
+from reactor_jobs.http.inputs import check_time
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -53,9 +54,11 @@ def cursor(request: web.Request) -> Cursor | None:
         return None
     try:
         data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        return msgspec.json.decode(data, type=Cursor)
+        found = msgspec.json.decode(data, type=Cursor)
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise InvalidField("cursor", "not a cursor this API returned") from None
+    check_time("cursor", found.at)
+    return found
 
 
 def next_cursor(at: datetime, id: str) -> str:
@@ -74,7 +77,7 @@ def timestamp(request: web.Request, name: str) -> datetime | None:
         raise InvalidField(name, f"not an RFC 3339 timestamp: {raw!r}") from None
     if value.tzinfo is None:
         raise InvalidField(name, f"needs a time zone (e.g. Z): {raw!r}")
-    return value
+    return check_time(name, value)
 
 
 def choice(request: web.Request, name: str, allowed: Collection[str]) -> list[str] | None:

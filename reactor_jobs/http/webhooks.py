@@ -5,7 +5,10 @@ the credential. The body becomes the run's payload:
 - any other body that is UTF-8 text: the text;
 - anything else (binary): base64 text, with the header `x-reactor-body-encoding: base64`.
 
-The run also gets the content type and a safe subset of the request's headers. In order:
+The run also gets the content type and the request headers on an allowlist: the defaults
+(triggers/specs.DEFAULT_WEBHOOK_HEADERS) plus the trigger's own `headers`; credentials are
+never kept. What the journal holds every member of the org can read, so a denylist (which
+let X-Jwt-Assertion or X-Client-Cert through) is not enough. In order:
 unknown token 404; the trigger's rate limit 429 (ratelimit.py); body size 413; when the
 trigger or the server has a secret, the Standard Webhooks signature 401
 (triggers/signature.py); then a repeated `webhook-id` gets the first run back (200,
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -36,13 +39,11 @@ from reactor_jobs.triggers.signature import (
     signing_key,
     verify,
 )
+from reactor_jobs.triggers.specs import DEFAULT_WEBHOOK_HEADERS, NEVER_KEPT_HEADERS
 from reactor_jobs.triggers.store import WebhookTrigger
 
 ENCODING_HEADER = "x-reactor-body-encoding"
-_KEPT_PREFIXES = ("x-", "webhook-")
-# Header names holding credentials are never copied into the journal.
-_SECRET_WORDS = ("auth", "token", "secret", "password", "cookie", "key", "session")
-_MAX_HEADERS = 32
+_DEFAULTS = frozenset(DEFAULT_WEBHOOK_HEADERS)
 _MAX_HEADER_CHARS = 1024
 
 
@@ -50,19 +51,15 @@ class WebhookNotFound(NotFound):
     """No webhook has this token (it may have been deleted: recreate the trigger)."""
 
 
-def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """content-type, user-agent and x-… / webhook-… headers, minus anything credential-like."""
+def safe_headers(headers: Mapping[str, str], extra: Sequence[str] = ()) -> dict[str, str]:
+    """The headers on the allowlist (the defaults and `extra`), first value of each, none
+    longer than 1 KiB and none that NEVER_KEPT_HEADERS names."""
+    allowed = _DEFAULTS.union(extra) - NEVER_KEPT_HEADERS
     kept: dict[str, str] = {}
     for raw_name, value in headers.items():
         name = raw_name.lower()
-        wanted = name in ("content-type", "user-agent") or name.startswith(_KEPT_PREFIXES)
-        if not wanted or any(word in name for word in _SECRET_WORDS):
-            continue
-        if name.startswith("x-reactor-") or len(value) > _MAX_HEADER_CHARS:
-            continue
-        kept.setdefault(name, value)
-        if len(kept) == _MAX_HEADERS:
-            break
+        if name in allowed and len(value) <= _MAX_HEADER_CHARS:
+            kept.setdefault(name, value)
     return kept
 
 
@@ -120,7 +117,7 @@ async def ingress(request: web.Request) -> web.Response:
         kind="webhook",
         source=trigger.id,
         idempotency_key=None if delivery is None else webhook_key(trigger.id, delivery),
-        headers={**safe_headers(request.headers), **extra},
+        headers={**safe_headers(request.headers, trigger.headers or ()), **extra},
         content_type=content_type,
     )
     accepted = WebhookAccepted(run_id=run.id, status=run.status, duplicate=not created)
@@ -149,8 +146,10 @@ ROUTES: list[Route] = [
         errors=(400, 401, 404, 409, 413, 422, 429),
         note="A JSON content type is parsed (400 if it does not parse); other UTF-8 text is "
         "passed as text; a binary body as base64 text with the header "
-        "x-reactor-body-encoding: base64. The run gets the content type and the request's "
-        "content-type, user-agent, x-… and webhook-… headers, except credential-like ones. "
+        "x-reactor-body-encoding: base64. The run gets the content type and the request headers "
+        "on an allowlist: content-type, user-agent, webhook-id, webhook-timestamp and common "
+        "delivery ids (x-github-delivery, x-request-id, …), plus the trigger's `headers`; "
+        "authorization and cookies never. "
         "Unknown token: 404. Over the trigger's rate limit: 429 rate_limited with "
         "Retry-After. When the trigger or the server has a webhook secret, the request must "
         "carry a valid Standard Webhooks signature, else 401 invalid_signature. A repeated "

@@ -8,7 +8,7 @@ changes, which is why a rebuilt projection equals the live one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -16,6 +16,10 @@ import msgspec
 from reactor_jobs.engine import events as ev
 
 NOW = "now"  # also PostgreSQL's input literal for the transaction time
+# A patch key "+column" holds milliseconds: the column becomes NOW plus that many, so the
+# database's clock sets wake, retry and lease times (SQL adds them; a rebuild adds them to
+# the event's recorded time).
+LATER = "+"
 
 RUN_COLUMNS = (
     "run_id",
@@ -100,8 +104,19 @@ def _released(status: str, **values: Any) -> Row:
     }
 
 
+def _set_time(patch: Row, column: str, at: datetime | None, later_ms: int | None) -> None:
+    """An absolute time, or NOW plus `later_ms`."""
+    if at is not None:
+        patch[column] = at
+        patch.pop(LATER + column, None)
+    else:
+        patch[column], patch[LATER + column] = NOW, later_ms or 0
+
+
 def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> None:
     patch = changes.run_patch
+    for column in ("available_at", "lease_expires_at"):
+        patch.pop(LATER + column, None)  # a later event sets these columns afresh
     match event:
         case ev.Triggered():
             changes.new_run = {
@@ -144,9 +159,10 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 available_at=None,
             )
         case ev.LeaseExtended():
-            patch.update(lease_expires_at=event.lease_expires_at)
+            _set_time(patch, "lease_expires_at", event.lease_expires_at, event.lease_ms)
         case ev.SleepScheduled():
-            patch.update(_released("sleeping", available_at=event.wake_at, sleep_name=event.name))
+            patch.update(_released("sleeping", sleep_name=event.name))
+            _set_time(patch, "available_at", event.wake_at, event.delay_ms)
         case ev.SleepCompleted():
             patch.update(status="queued", available_at=NOW, sleep_name=None)
         case ev.Failed():
@@ -163,8 +179,12 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 message=f"worker {event.worker} lost its lease during attempt {event.attempt}",
             )
             patch.update(_released("retrying", available_at=NOW, last_error=_error(error)))
+        case ev.AttemptInterrupted():  # due at once, taken before fresh runs
+            patch.update(_released("retrying", available_at=NOW))
+            changes.notify = True
         case ev.RetryScheduled():  # due later: workers time their wake-up, no NOTIFY
-            patch.update(status="retrying", available_at=event.available_at)
+            patch.update(status="retrying")
+            _set_time(patch, "available_at", event.available_at, event.delay_ms)
         case ev.DeadLettered():
             patch.update(
                 _released("failed", available_at=None, finished_at=NOW, dlq_id=event.dlq_id)
@@ -236,5 +256,14 @@ def project(run_id: str, first_position: int, events: list[ev.Event]) -> Changes
 
 
 def resolve_now(row: Row, recorded_at: datetime, time_columns: frozenset[str]) -> Row:
-    """Replace NOW markers with the recorded time: what SQL does with the 'now' literal."""
-    return {k: recorded_at if (v == NOW and k in time_columns) else v for k, v in row.items()}
+    """Replace NOW markers with the recorded time (plus any "+column" milliseconds): what SQL
+    does with the 'now' literal and the statement's now() + interval."""
+    resolved = {
+        k: recorded_at if (v == NOW and k in time_columns) else v
+        for k, v in row.items()
+        if not k.startswith(LATER)
+    }
+    for key, ms in row.items():
+        if key.startswith(LATER):
+            resolved[key[1:]] = recorded_at + timedelta(milliseconds=ms)
+    return resolved

@@ -23,7 +23,7 @@ from reactor_jobs.triggers.specs import CronSpec, EventSpec, TriggerSpec, Webhoo
 from reactor_jobs.triggers.store import TOKEN_PREFIX, NewTrigger, Trigger, token_hash
 
 _TOKEN_BYTES = 32
-_COLUMNS = "id, org, job, kind, schedule, timezone, catch_up, topic, source, created_at"
+_COLUMNS = "id, org, job, kind, schedule, timezone, catch_up, topic, headers, source, created_at"
 
 JOB_LOCK = """
 SELECT name FROM _reactor_jobs.jobs WHERE org = $1 AND name = $2 FOR NO KEY UPDATE"""
@@ -32,8 +32,8 @@ SELECT {_COLUMNS} FROM _reactor_jobs.triggers
  WHERE org = $1 AND job = $2 AND source = 'manifest' ORDER BY created_at, id"""
 INSERT = f"""
 INSERT INTO _reactor_jobs.triggers
-       (id, org, job, kind, schedule, timezone, catch_up, topic, token_hash, source)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'manifest')
+       (id, org, job, kind, schedule, timezone, catch_up, topic, headers, token_hash, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'manifest')
 RETURNING {_COLUMNS}"""
 # A changed schedule starts from now: slots of the new schedule before the change never
 # existed, so they are not caught up.
@@ -42,7 +42,7 @@ UPDATE _reactor_jobs.triggers
    SET fired_through = CASE WHEN schedule IS DISTINCT FROM $3 OR timezone IS DISTINCT FROM $4
                             THEN greatest(coalesce(fired_through, created_at), now())
                             ELSE fired_through END,
-       schedule = $3, timezone = $4, catch_up = $5, topic = $6
+       schedule = $3, timezone = $4, catch_up = $5, topic = $6, headers = $7
  WHERE org = $1 AND id = $2
 RETURNING {_COLUMNS}"""
 DELETE = """
@@ -108,13 +108,15 @@ async def _add(conn: asyncpg.Connection, org: str, job: str, spec: TriggerSpec) 
     return NewTrigger(trigger=_trigger(row), token=token)
 
 
-def _fields(spec: TriggerSpec) -> tuple[str | None, str | None, str | None, str | None]:
-    """(schedule, timezone, catch_up, topic)."""
+def _fields(spec: TriggerSpec) -> tuple[object, ...]:
+    """(schedule, timezone, catch_up, topic, headers)."""
     if isinstance(spec, CronSpec):
-        return spec.schedule, spec.timezone, spec.catch_up, None
+        return spec.schedule, spec.timezone, spec.catch_up, None, None
     if isinstance(spec, EventSpec):
-        return None, None, None, spec.topic
-    return None, None, None, None
+        return None, None, None, spec.topic, None
+    if isinstance(spec, WebhookSpec):
+        return None, None, None, None, spec.headers
+    return None, None, None, None, None
 
 
 def _trigger(row: asyncpg.Record) -> Trigger:

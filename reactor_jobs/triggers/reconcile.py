@@ -23,8 +23,8 @@ from reactor_jobs.triggers.specs import (
 )
 from reactor_jobs.triggers.store import Trigger
 
-# What a trigger says: (kind, schedule, timezone, catch_up, topic).
-Shape = tuple[str, str | None, str | None, str | None, str | None]
+# What a trigger says: (kind, schedule, timezone, catch_up, topic, kept headers).
+Shape = tuple[str, str | None, str | None, str | None, str | None, tuple[str, ...]]
 
 
 class Plan(NamedTuple):
@@ -44,7 +44,7 @@ def spec_of(trigger: manifest.Trigger) -> TriggerSpec:
     elif isinstance(trigger, manifest.EventTrigger):
         spec = EventSpec(topic=trigger.topic)
     elif isinstance(trigger, manifest.WebhookTrigger):
-        spec = WebhookSpec()
+        spec = WebhookSpec(headers=trigger.headers)
     else:
         spec = ManualSpec()
     return check_spec(spec)
@@ -58,17 +58,18 @@ def kind_of(spec: TriggerSpec) -> str:
 
 def spec_shape(spec: TriggerSpec) -> Shape:
     if isinstance(spec, CronSpec):
-        return "cron", spec.schedule, spec.timezone, spec.catch_up, None
+        return "cron", spec.schedule, spec.timezone, spec.catch_up, None, ()
     if isinstance(spec, EventSpec):
-        return "event", None, None, None, spec.topic
-    return kind_of(spec), None, None, None, None
+        return "event", None, None, None, spec.topic, ()
+    headers = tuple(spec.headers or ()) if isinstance(spec, WebhookSpec) else ()
+    return kind_of(spec), None, None, None, None, headers
 
 
 def record_shape(trigger: Trigger) -> Shape:
     if trigger.kind == "cron":
         timezone, catch_up = trigger.timezone or "UTC", trigger.catch_up or "latest"
-        return "cron", trigger.schedule, timezone, catch_up, None
-    return trigger.kind, None, None, None, trigger.topic
+        return "cron", trigger.schedule, timezone, catch_up, None, ()
+    return trigger.kind, None, None, None, trigger.topic, tuple(trigger.headers or ())
 
 
 def plan(existing: Sequence[Trigger], wanted: Sequence[TriggerSpec]) -> Plan:

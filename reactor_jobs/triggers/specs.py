@@ -3,6 +3,7 @@ without a database (schedule, time zone, topic, secret)."""
 
 from __future__ import annotations
 
+import re
 from typing import TypeAlias
 
 import msgspec
@@ -13,6 +14,19 @@ from reactor_jobs.triggers.signature import signing_key
 
 MAX_TOPIC_CHARS = 200
 MAX_SECRET_CHARS = 512
+MAX_WEBHOOK_HEADERS = 20
+# The request headers a webhook run keeps by default: what a delivery is and which one it
+# is. Signatures (webhook-signature, stripe-signature, x-hub-signature-256) are left out:
+# not secrets, but replayable with the body, and the ingress has checked them already.
+DEFAULT_WEBHOOK_HEADERS = (
+    "content-type", "user-agent", "webhook-id", "webhook-timestamp",
+    "x-request-id", "x-github-delivery", "x-github-event", "x-github-hook-id",
+    "x-gitlab-event", "x-gitlab-event-uuid", "x-shopify-topic", "x-shopify-webhook-id",
+    "x-event-type", "x-delivery-id",
+)  # fmt: skip
+# Never kept, even when a trigger lists them: credentials, and the server's own headers.
+NEVER_KEPT_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 class _Spec(
@@ -37,12 +51,15 @@ class EventSpec(_Spec, frozen=True, tag="event"):
 
 class WebhookSpec(_Spec, frozen=True, tag="webhook"):
     """Fire on a POST to the trigger's ingress URL. With a `secret` (write-only: never
-    returned), requests must be signed with it (triggers/signature.py)."""
+    returned), requests must be signed with it (triggers/signature.py). `headers`: request
+    headers its runs keep beyond DEFAULT_WEBHOOK_HEADERS (lowercase names)."""
 
     secret: str | None = None
+    headers: list[str] | None = None
 
     def __repr__(self) -> str:
-        return f"WebhookSpec(secret={None if self.secret is None else '***'!r})"
+        secret = None if self.secret is None else "***"
+        return f"WebhookSpec(secret={secret!r}, headers={self.headers!r})"
 
 
 class ManualSpec(_Spec, frozen=True, tag="manual"):
@@ -69,6 +86,8 @@ def check_spec(spec: TriggerSpec) -> TriggerSpec:
             raise InvalidField("topic", "must not start or end with whitespace")
         if len(spec.topic) > MAX_TOPIC_CHARS:
             raise InvalidField("topic", f"must be at most {MAX_TOPIC_CHARS} characters")
+    if isinstance(spec, WebhookSpec) and spec.headers is not None:
+        spec = msgspec.structs.replace(spec, headers=check_header_names(spec.headers))
     secret = spec.secret if isinstance(spec, WebhookSpec) else None
     if secret is not None and not 1 <= len(secret) <= MAX_SECRET_CHARS:
         raise InvalidField("secret", f"must be 1 to {MAX_SECRET_CHARS} characters")
@@ -78,3 +97,16 @@ def check_spec(spec: TriggerSpec) -> TriggerSpec:
         except ValueError as exc:  # its message never quotes the secret
             raise InvalidField("secret", str(exc)) from None
     return spec
+
+
+def check_header_names(names: list[str]) -> list[str]:
+    """Lowercased, de-duplicated and sorted (so a reordered manifest changes nothing)."""
+    if len(names) > MAX_WEBHOOK_HEADERS:
+        raise InvalidField("headers", f"at most {MAX_WEBHOOK_HEADERS} names")
+    lowered = sorted({name.lower() for name in names})
+    for name in lowered:
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidField("headers", f"not a header name: {name[:64]!r}")
+        if name in NEVER_KEPT_HEADERS or name.startswith("x-reactor-"):
+            raise InvalidField("headers", f"{name} is never kept (credentials or reserved)")
+    return lowered

@@ -27,11 +27,11 @@ WEBHOOK_PATH = "/jobs/v1/webhooks/"
 _TOKEN_BYTES = 32
 _MAX_TOKEN_CHARS = 128
 
-_COLUMNS = "id, org, job, kind, schedule, timezone, catch_up, topic, source, created_at"
+_COLUMNS = "id, org, job, kind, schedule, timezone, catch_up, topic, headers, source, created_at"
 _INSERT = f"""
 INSERT INTO _reactor_jobs.triggers
-       (id, org, job, kind, schedule, timezone, catch_up, topic, token_hash, secret)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       (id, org, job, kind, schedule, timezone, catch_up, topic, token_hash, secret, headers)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING {_COLUMNS}"""
 _LIST = f"""
 SELECT {_COLUMNS} FROM _reactor_jobs.triggers WHERE org = $1 AND job = $2
@@ -63,6 +63,7 @@ class Trigger(msgspec.Struct, frozen=True, kw_only=True):
     topic: str | None
     source: str
     created_at: datetime
+    headers: list[str] | None = None  # webhooks: kept beyond the defaults
 
 
 class WebhookTrigger(Trigger, frozen=True, kw_only=True):
@@ -92,15 +93,15 @@ def token_hash(token: str) -> bytes:
 
 
 def _row_values(spec: TriggerSpec, token: str | None) -> tuple[object, ...]:
-    """(schedule, timezone, catch_up, topic, token_hash, secret) for the insert."""
+    """(schedule, timezone, catch_up, topic, token_hash, secret, headers) for the insert."""
     if isinstance(spec, CronSpec):
-        return spec.schedule, spec.timezone, spec.catch_up, None, None, None
+        return spec.schedule, spec.timezone, spec.catch_up, None, None, None, None
     if isinstance(spec, EventSpec):
-        return None, None, None, spec.topic, None, None
+        return None, None, None, spec.topic, None, None, None
     if isinstance(spec, WebhookSpec):
         assert token is not None
-        return None, None, None, None, token_hash(token), spec.secret
-    return None, None, None, None, None, None
+        return None, None, None, None, token_hash(token), spec.secret, spec.headers
+    return None, None, None, None, None, None, None
 
 
 class TriggerStore:

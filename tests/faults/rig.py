@@ -66,8 +66,14 @@ class Rig:
     ) -> subprocess.Popen[bytes]:
         """`reactor worker` (or serve) on this database; REACTOR_* settings as keywords;
         `prefix` runs it through another program (faketime)."""
+        # The test bundle records side effects through the cluster's Unix socket, which a
+        # sandboxed host cannot see: these workers run hosts unsandboxed (tests/integration/
+        # test_hosts.py covers the sandbox).
+        config = self.tmp / "reactor.toml"
+        config.write_text('[jobs.functions]\nsandbox = "none"\nuser = ""\nsingle_tenant = true\n')
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")},
+            "REACTOR_CONFIG": str(config),
             "REACTOR_DATABASE_URL": self.db_url, "REACTOR_DATA_DIR": str(self.tmp),
             "REACTOR_FN_DSN": self.db_url, "REACTOR_LEASE_MS": "1500",
             "REACTOR_SCHEDULER_INTERVAL_MS": "200", "REACTOR_WORKER_COUNT": "4",

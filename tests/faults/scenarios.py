@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -384,7 +384,11 @@ def _clock_errors(rec: Any) -> list[float]:
     if type(event) not in expected:
         return []
     field, seconds = expected[type(event)]
-    return [abs((getattr(event, field) - at).total_seconds() - seconds)]
+    stored = getattr(event, field)
+    if stored is None:  # a duration the database adds to its own now(): the time it stored
+        later = {"wake_at": "delay_ms", "available_at": "delay_ms", "lease_expires_at": "lease_ms"}
+        stored = at + timedelta(milliseconds=getattr(event, later[field]))
+    return [abs((stored - at).total_seconds() - seconds)]
 
 
 Scenario = Callable[[Rig], Awaitable[Figures]]

@@ -3,8 +3,7 @@ another; an altered export fails offline; time travel equals folding the prefix.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
+import shutil
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ from reactor_jobs.engine.audit import diff, replay_check, state_at
 from reactor_jobs.engine.auditor import Auditor
 from reactor_jobs.engine.export import export_runs, verify_export
 from reactor_jobs.engine.replay import fold
-from reactor_jobs.functions.runtime import Request, Response, Runtimes
-from tests.engine_fixtures import ORG, Engine
+from reactor_jobs.functions.bundle import pack_dir
+from reactor_jobs.functions.records import FunctionVersion
+from tests.engine_fixtures import BUNDLES, ORG, Engine
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ async def completed_quickstart(engine: Engine) -> str:
 
 async def test_a_run_replays_exactly_on_its_pinned_version(engine: Engine) -> None:
     run_id = await completed_quickstart(engine)
-    auditor = Auditor(engine.journal, engine.registry, Runtimes(engine.tmp / "audit"))
+    auditor = Auditor(engine.journal, engine.registry, engine.hosts)
     before = await engine.pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal")
     report = await auditor.replay(ORG, run_id)
     assert (report.ok, report.checked, report.version) == (True, 3, 1)
@@ -39,37 +39,56 @@ async def test_a_run_replays_exactly_on_its_pinned_version(engine: Engine) -> No
     assert await engine.effects(run_id) == []  # step functions were not called
 
 
-def variant(kind: str) -> Any:
-    """The quickstart, changed one way."""
+VARIANT = """
+import asyncio
 
-    async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Response:
-        payload = await request.json()
-        if kind == "hang":  # awaits something outside its steps
-            await asyncio.sleep(3600)
-        if kind == "reorder":
-            await ctx.step("charge", lambda: None)
-        name = "check" if kind == "rename" else "validate"
-        order = await ctx.step(name, lambda: None)
-        if kind != "reorder":
-            await ctx.step("charge", lambda: None)
-        if kind == "sleep":
-            await ctx.sleep("cool-off", "1h")
-        if kind != "drop-emit":
-            await ctx.emit("order.processed", {"orderId": order["id"]})
-        answer = {"success": True, "orderId": payload["orderId"]}
-        if kind == "output":
-            answer["extra"] = 1
-        return Response.json(answer)
+from reactor_jobs.functions import Response
 
-    return fetch
+KIND = {kind!r}
+
+
+async def fetch(request, env, ctx):
+    payload = await request.json()
+    if KIND == "hang":  # awaits something outside its steps
+        await asyncio.sleep(3600)
+    if KIND == "reorder":
+        await ctx.step("charge", lambda: None)
+    name = "check" if KIND == "rename" else "validate"
+    order = await ctx.step(name, lambda: None)
+    if KIND != "reorder":
+        await ctx.step("charge", lambda: None)
+    if KIND == "sleep":
+        await ctx.sleep("cool-off", "1h")
+    if KIND != "drop-emit":
+        await ctx.emit("order.processed", {{"orderId": order["id"]}})
+    answer = {{"success": True, "orderId": payload["orderId"]}}
+    if KIND == "output":
+        answer["extra"] = 1
+    return Response.json(answer)
+"""
+
+
+async def variant(engine: Engine, kind: str) -> FunctionVersion:
+    """The quickstart, changed one way, deployed as a new version (not promoted)."""
+    source = engine.tmp / f"variant-{kind}"
+    shutil.copytree(BUNDLES / "process-order", source)
+    (source / "code" / "index.py").write_text(VARIANT.format(kind=kind))
+    version = await engine.registry.deploy(ORG, "process-order", pack_dir(source))
+    return await engine.registry.get_version(ORG, "process-order", version)
+
+
+async def replay_variant(engine: Engine, run_id: str, kind: str, **options: Any) -> Any:
+    records = await engine.journal.read_stream(run_id)
+    fv = await variant(engine, kind)
+    host = await engine.hosts.host(ORG, fv.runtime)
+    return await replay_check(records, host, fv, version=fv.version, **options)
 
 
 async def test_code_that_waits_outside_its_steps_is_cut_off_and_reported(
     engine: Engine,
 ) -> None:
     run_id = await completed_quickstart(engine)
-    records = await engine.journal.read_stream(run_id)
-    report = await replay_check(records, variant("hang"), version=2, timeout_s=0.2)
+    report = await replay_variant(engine, run_id, "hang", timeout_s=0.2)
     assert not report.ok and report.position == 3
     assert report.divergence == (
         "position 3: recorded step `validate`, but the code was still running after 0.2 s "
@@ -91,8 +110,7 @@ async def test_a_changed_version_is_reported_at_its_first_divergence(
     engine: Engine, kind: str, message: str
 ) -> None:
     run_id = await completed_quickstart(engine)
-    records = await engine.journal.read_stream(run_id)
-    report = await replay_check(records, variant(kind), version=2)
+    report = await replay_variant(engine, run_id, kind)
     assert not report.ok
     assert report.divergence is not None and report.divergence.startswith(message)
 
@@ -102,7 +120,7 @@ async def test_check_function_counts_in_flight_runs(engine: Engine) -> None:
     engine.start_worker()
     run = await engine.control.trigger(ORG, "sleepy", payload={"mode": "sleep", "seconds": 3600})
     await engine.wait(run.id, lambda r: r.status == "sleeping")
-    auditor = Auditor(engine.journal, engine.registry, Runtimes(engine.tmp / "audit"))
+    auditor = Auditor(engine.journal, engine.registry, engine.hosts)
     check = await auditor.check_function(ORG, "scenarios", 1)
     assert (check.safe, check.diverges) == (1, 0)
     # Triggered, AttemptStarted, StepCompleted "before", SleepScheduled: it waits at 4
@@ -131,7 +149,15 @@ async def test_time_travel_at_each_position_equals_folding_the_prefix(engine: En
     for position in range(1, len(records) + 1):
         assert state_at(records, position) == fold(records[:position])
     changes = diff(state_at(records, 2), state_at(records, 4))
-    assert set(changes) == {"steps.validate", "steps.charge", "position", "updated_at", "last_hash"}
+    assert set(changes) == {
+        "steps.validate",
+        "steps.charge",
+        "decisions.0",
+        "decisions.1",
+        "position",
+        "updated_at",
+        "last_hash",
+    }
 
 
 async def test_cli_exports_and_verifies_offline(engine: Engine, tmp_path: Any) -> None:

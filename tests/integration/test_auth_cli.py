@@ -85,6 +85,7 @@ async def test_bootstrap_then_sign_in(
         "memberships": 2,
         "refresh_tokens": 2,
         "api_keys": 1,
+        "invitations": 0,
         "revoked_refresh": 0,
     }
 

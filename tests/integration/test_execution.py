@@ -60,7 +60,8 @@ async def test_sleep_frees_the_worker_and_resumes_after_the_sleep(engine: Engine
     assert (await engine.wait(other.id)).status == "completed"  # ran during the sleep
     done = await engine.wait(run.id)
     assert (done.status, done.output) == ("completed", "xy")
-    assert await engine.effects(run.id) == [("before", 1), ("after", 2)]
+    # A wake-up continues the same try: ctx.attempt is still 1 after the sleep.
+    assert await engine.effects(run.id) == [("before", 1), ("after", 1)]
     state = fold(await engine.journal.read_stream(run.id))
     assert state.sleeps["nap"].done
     woke = next(r for r in await engine.journal.read_stream(run.id) if r.type == "SleepCompleted")
@@ -105,6 +106,10 @@ async def test_non_retryable_error_goes_straight_to_the_dlq(engine: Engine) -> N
     run = await engine.control.trigger(ORG, "fatal", payload={"mode": "fatal"})
     failed = await engine.wait(run.id)
     assert (failed.status, failed.attempt) == ("failed", 1)
+    assert failed.last_error is not None
+    trace = failed.last_error.pop("traceback")
+    # The job's own frame, relative to its bundle: file and line, no host paths.
+    assert trace.startswith('  File "code/index.py", line ') and "NonRetryableError" in trace
     assert failed.last_error == {
         "type": "NonRetryableError",
         "message": "do not retry this",

