@@ -152,8 +152,6 @@ def embedded_pgdata(config: Config) -> Path:
 class NoEmbeddedDatabase(DatabaseUnavailable):
     """There is no embedded database here."""
 
-    code = "no_embedded_database"
-
 
 async def resolve_database_url(config: Config, *, create: bool = False) -> str:
     """The configured database URL, else the embedded Postgres under <data_dir>/pgdata,

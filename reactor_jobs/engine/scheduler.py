@@ -13,10 +13,14 @@ In that transaction the slots' runs are appended (one statement per 500) and the
 advanced, so fires and advance commit together; a crash rolls both back and frees the locks.
 
 A scheduler paused or hung mid-fire (SIGSTOP, a stalled VM, a lost network) must not keep
-the others off its triggers: the fire transaction sets idle_in_transaction_session_timeout,
+the others off its triggers. The fire transaction sets idle_in_transaction_session_timeout,
 statement_timeout and lock_timeout locally, so the server ends it, rolls it back and frees
-its locks within FIRE_BOUND_MS of its last activity, and another scheduler fires the slots.
-Slots that late are still on time (the tolerance is larger), so none is dropped.
+its locks within FIRE_BOUND_MS of its last activity. That misses a client stopped in the
+middle of the extended protocol (the backend then waits for the client's next message,
+`active`, and neither timeout runs), so the others also reap: a trigger still unfired
+FIRE_BOUND_MS after its slot, held by a transaction older than that, has its holder's
+backend terminated. Either way another scheduler fires the slots; that late they are still
+on time (the tolerance is larger), so none is dropped.
 """
 
 from __future__ import annotations
@@ -57,6 +61,22 @@ WITH mine AS (
 SELECT {_COLUMNS} FROM _reactor_jobs.triggers AS t JOIN mine USING (id)
  WHERE t.kind = 'cron' ORDER BY t.id
 """
+# Backends holding one of these triggers' locks in a transaction older than $2 seconds: a
+# healthy fire takes milliseconds, so such a holder is hung or paused. Terminating it rolls
+# its fire back. Only the role's own backends (or with pg_signal_backend) can be ended.
+REAP_HUNG = """
+WITH keys AS (
+    SELECT hashtextextended('reactor_jobs.cron/' || id, 0) AS key FROM unnest($1::text[]) AS id
+)
+SELECT a.pid, pg_terminate_backend(a.pid) AS ended
+  FROM keys
+  JOIN pg_locks AS l ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.classid::bigint = (keys.key >> 32) & 4294967295
+   AND l.objid::bigint = keys.key & 4294967295
+  JOIN pg_stat_activity AS a ON a.pid = l.pid
+ WHERE a.pid <> pg_backend_pid() AND a.xact_start < now() - make_interval(secs => $2)
+"""
 ADVANCE = """
 UPDATE _reactor_jobs.triggers AS t SET fired_through = a.through
   FROM unnest($1::text[], $2::timestamptz[]) AS a (id, through)
@@ -66,6 +86,7 @@ APPEND_CHUNK = 500  # runs per append statement
 # Longest a fire transaction may sit idle, run one statement or wait for a lock. Well under
 # the on-time tolerance (5 s at least), so a slot held up that long still fires.
 FIRE_BOUND_MS = 2000
+_BOUND = timedelta(milliseconds=FIRE_BOUND_MS)
 _BOUND_FIRE = f"""
 SELECT set_config('idle_in_transaction_session_timeout', '{FIRE_BOUND_MS}ms', true),
        set_config('statement_timeout', '{FIRE_BOUND_MS}ms', true),
@@ -107,18 +128,34 @@ class Scheduler:
         of any trigger, at most the interval."""
         until_next = self.interval
         due: list[asyncpg.Record] = []
+        overdue: list[str] = []
         for row in await self.pool.fetch(CRON_TRIGGERS):
             schedule, timezone, now = row["schedule"], row["timezone"], row["now"]
             # The first slot after fired_through: due when it is not in the future.
             upcoming = cron.next_fires(schedule, timezone, row["fired_through"], 1)
             if upcoming and upcoming[0] <= now:
                 due.append(row)
+                if upcoming[0] <= now - _BOUND:
+                    overdue.append(row["id"])
                 upcoming = cron.next_fires(schedule, timezone, now, 1)
             if upcoming:
                 until_next = min(until_next, (upcoming[0] - now).total_seconds())
+        if overdue:
+            await self._reap_hung(overdue)
         if due:
             await self._fire_held(due)
         return until_next
+
+    async def _reap_hung(self, ids: list[str]) -> None:
+        try:
+            ended = await self.pool.fetch(REAP_HUNG, ids, FIRE_BOUND_MS / 1000)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            log.warning("cannot end a hung scheduler's transaction: %s", exc)
+            return
+        for row in ended:
+            log.warning(
+                "ended backend %s: it held a cron trigger past %d ms", row[0], FIRE_BOUND_MS
+            )
 
     async def _fire_held(self, due: list[asyncpg.Record]) -> None:
         jobs = {(row["org"], row["job"]): row for row in due}

@@ -134,11 +134,11 @@ class Rig:
                 return statuses
             await asyncio.sleep(0.2)
 
-    async def until(self, query: str, *args: Any, timeout: float = 30) -> Any:
+    async def until(self, query: str, *args: Any, timeout: float = 30, every: float = 0.05) -> Any:
         """Poll `query` until its value is truthy; return it."""
         async with asyncio.timeout(timeout):
             while not (value := await self.pool.fetchval(query, *args)):
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(every)
         return value
 
     async def streams(self, run_ids: list[str]) -> dict[str, list[Any]]:

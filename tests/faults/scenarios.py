@@ -339,7 +339,7 @@ async def _pause_mid_fire(r: Rig, proc: subprocess.Popen[bytes], tries: int = 40
     scheduler holds one; if the lock is gone a moment later it was another's: try again.
     Returns whether it was caught holding the lock (else it stays paused anyway)."""
     for _ in range(tries):
-        await r.until(CRON_LOCK_HELD, timeout=10)
+        await r.until(CRON_LOCK_HELD, timeout=20, every=0)  # a fire lasts milliseconds
         proc.send_signal(signal.SIGSTOP)
         await asyncio.sleep(0.2)
         if await r.pool.fetchval(CRON_LOCK_HELD):
@@ -391,6 +391,35 @@ def _clock_errors(rec: Any) -> list[float]:
     return [abs((stored - at).total_seconds() - seconds)]
 
 
+async def step_kills_its_host(r: Rig) -> Figures:
+    """A run whose step kills its own process (the org's function host) while 20 other runs
+    of the org share that host: the worker survives; the killer is charged each time and
+    ends in the DLQ; the others are interrupted uncharged and complete."""
+    await r.engine.job("killer", max_attempts=2, initial_delay_ms=100, max_delay_ms=100)
+    await r.engine.job("bystander", max_attempts=2, max_concurrency=10)
+    bystanders = await r.engine.control.trigger_many(
+        ORG, "bystander", [{"mode": "slow", "seconds": 0.5}] * 20
+    )
+    worker = r.start(worker_count="12")
+    await r.until("SELECT count(*) >= 4 FROM side_effects WHERE step = 'slow'")
+    killer = await r.engine.control.trigger(ORG, "killer", payload={"mode": "suicide"})
+    statuses = await r.settle([*bystanders, killer.id], timeout=60)
+    streams = await r.streams(bystanders)
+    events = [rec.event for records in streams.values() for rec in records]
+    charged = sum(isinstance(e, ev.Failed) or (isinstance(e, ev.LeaseExpired) and e.charged)
+                  for e in events)  # fmt: skip
+    interrupted = sum(type(e).__name__ == "AttemptInterrupted" for e in events)
+    reruns = await r.pool.fetchval(RERUN_COMPLETED_STEPS, bystanders)
+    return {
+        **_outcome(statuses, bystanders),
+        "killer run dead-lettered": (float(statuses.get(killer.id) == "failed"), "bool"),
+        "bystanders interrupted": (interrupted, "attempts"),
+        "bystander attempts charged": (charged, "attempts"),
+        "completed steps re-run": (reruns, "steps"),
+        "worker alive": (float(worker.poll() is None), "bool"),
+    }
+
+
 Scenario = Callable[[Rig], Awaitable[Figures]]
 SCENARIOS: dict[str, Scenario] = {
     "kill -9 under load": kill_9_under_load,
@@ -401,6 +430,7 @@ SCENARIOS: dict[str, Scenario] = {
     "maxConcurrency under kills": max_concurrency_under_kills,
     "three schedulers, kill and pause": schedulers_killed_and_paused,
     "worker clock ±1 h": worker_clocks_stepped,
+    "a step kills its host": step_kills_its_host,
 }
 
 

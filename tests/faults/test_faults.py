@@ -84,3 +84,10 @@ async def test_workers_with_clocks_an_hour_off_store_only_database_times(
     f = await _run(fault_cluster, "worker clock ±1 h")
     assert (f["lost"], f["stuck"], f["lease expiries"]) == (0, 0, 0)
     assert f["worst stored-time error"] < 1.0
+
+
+async def test_a_step_that_kills_its_host_costs_only_its_own_run(fault_cluster: Cluster) -> None:
+    f = await _run(fault_cluster, "a step kills its host")
+    assert f["killer run dead-lettered"] == 1 and f["worker alive"] == 1
+    assert (f["lost"], f["stuck"], f["completed steps re-run"]) == (0, 0, 0)
+    assert f["bystander attempts charged"] == 0

@@ -123,7 +123,8 @@ async def test_a_schedule_that_never_fires_does_not_stop_the_others(engine: Engi
     await asyncio.sleep(1.1)
     scheduler = Scheduler(engine.pool, engine.control, interval_ms=100)
     assert 0 < await scheduler.tick() <= 0.1
-    assert len(await fired_slots(engine, "trg_tick")) == 1
+    # 1.1 s after creation one or two slots are due, both on time: all fire
+    assert len(await fired_slots(engine, "trg_tick")) in (1, 2)
     assert await fired_slots(engine, "trg_never") == []
 
 
@@ -135,7 +136,8 @@ async def test_a_job_that_cannot_run_skips_its_slots_and_the_rest_fire(engine: E
     await cron_trigger(engine, "trg_tick", "ticker", "* * * * * *")
     await asyncio.sleep(1.1)
     await Scheduler(engine.pool, engine.control, interval_ms=100).tick()
-    assert len(await fired_slots(engine, "trg_tick")) == 1
+    # 1.1 s after creation one or two slots are due, both on time: all fire
+    assert len(await fired_slots(engine, "trg_tick")) in (1, 2)
     assert await fired_slots(engine, "trg_stuck") == []
     behind = await engine.pool.fetchval(
         "SELECT now() - fired_through FROM _reactor_jobs.triggers WHERE id = 'trg_stuck'"

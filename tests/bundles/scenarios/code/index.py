@@ -4,6 +4,8 @@ cache hit is counted in the table side_effects (run_id, step, attempt), via env[
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,6 +66,13 @@ async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
 
         await ctx.step("slow", slow)
         return "done"
+    if mode == "suicide":  # a step that kills its own process, the function host
+        await ctx.step("first", lambda: effect(env, ctx, "first", 1))
+
+        async def die() -> None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        return await ctx.step("die", die)
     if mode == "nap":  # steps that only take time, touching no database: for fault tests
         total = 0
         for i in range(p.get("steps", 2)):
