@@ -345,6 +345,10 @@ class _Conversation:
 
     async def _done(self, m: dict[str, Any]) -> Outcome:
         outcome = m.get("outcome")
+        if self.attempt.sink is not None:
+            # The attempt's lines are stored before its end: whoever sees the run finished
+            # (`jobs trigger --wait`, then `jobs logs`) finds all of them.
+            await self.attempt.sink.flush()
         if outcome == "completed":
             try:
                 output = to_json_value(m.get("output"), "the run's output")
