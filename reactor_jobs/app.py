@@ -420,10 +420,13 @@ class InProcessHosts(HostPool):
         self._host: Host | None = None
         self._session: asyncio.Task[None] | None = None
         self._host_side: asyncio.StreamWriter | None = None
+        self._opening = asyncio.Lock()
 
     async def host(self, org: str, runtime: str, solo: str = "") -> Host:
-        if self._host is None or not self._host.alive:
-            self._host = await self._open(org, runtime)
+        async with self._opening:  # attempts starting together share the one host
+            if self._host is None or not self._host.alive:
+                await self._close_session()
+                self._host = await self._open(org, runtime)
         return self._host
 
     async def _open(self, org: str, runtime: str) -> Host:
@@ -455,8 +458,13 @@ class InProcessHosts(HostPool):
     async def close(self) -> None:
         if self._host is not None:
             await self._host.kill("the app's worker stopped")
-        if self._session is not None:
-            self._session.cancel()
-            await asyncio.gather(self._session, return_exceptions=True)
-        if self._host_side is not None:
-            self._host_side.close()
+        await self._close_session()
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.cancel()
+            await asyncio.gather(session, return_exceptions=True)
+        side, self._host_side = self._host_side, None
+        if side is not None:
+            side.close()

@@ -290,6 +290,18 @@ async def _hang_up(
     pooled: bool,
     pool: asyncpg.Pool,
 ) -> None:
+    # Shielded: the listener is cancelled when its worker stops, and a pooled connection
+    # that never went back would keep Pool.close() waiting for ever.
+    await asyncio.shield(_give_back(conn, listeners, pooled=pooled, pool=pool))
+
+
+async def _give_back(
+    conn: asyncpg.Connection,
+    listeners: dict[str, Callable[..., None]],
+    *,
+    pooled: bool,
+    pool: asyncpg.Pool,
+) -> None:
     with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         if not conn.is_closed():
             for channel, callback in listeners.items():
