@@ -12,9 +12,10 @@ import asyncpg
 import msgspec
 
 # A line's time is the database's clock at the moment the worker received it: the clock is
-# read once per flush (`_CLOCK`, halfway through that round trip) and each line is placed the
-# duration it waited before then (a monotonic measure), so lines sort among the run's events
-# as they happened, not at their flush a moment later.
+# read once per flush (`_CLOCK`) and each line is placed the duration it waited before that
+# (a monotonic measure), so lines sort among the run's events as they happened, not at
+# their flush a moment later. The reading is taken to be as late as the round trip allows,
+# so a line's time is never after its true time: never after an event appended after it.
 _CLOCK = "SELECT clock_timestamp()"
 _INSERT = """
 INSERT INTO _reactor_jobs.run_logs (org, job, run_id, attempt, step, level, message, fields, at)
@@ -57,10 +58,8 @@ class LogSink:
         if not lines:
             return
         async with self._pool.acquire() as conn:
-            asked = time.monotonic()
             clock: datetime = await conn.fetchval(_CLOCK)
-            now = (asked + time.monotonic()) / 2
-            await conn.execute(_INSERT, *_columns(lines, clock, now))
+            await conn.execute(_INSERT, *_columns(lines, clock, time.monotonic()))
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():

@@ -154,8 +154,8 @@ async def test_logs_print_the_history_once_in_time_order_and_exit(cli: Cli) -> N
     assert kinds[0] == "Triggered" and kinds[-1] == "Completed"
     assert kinds.index("INFO") < kinds.index("StepCompleted")  # "starting" before its step
     woke = next(i for i, line in enumerate(lines) if "woke up" in line)
-    slept = next(i for i, line in enumerate(lines) if "SleepCompleted" in line)
-    assert slept < woke < len(lines) - 1
+    slept = next(i for i, line in enumerate(lines) if "SleepScheduled" in line)
+    assert slept < woke < len(lines) - 1  # a line is never placed after a later event
     times = [" ".join(line.split()[:2]) for line in lines]
     assert times == sorted(times)
     as_json = [

@@ -285,15 +285,16 @@ async def test_the_cli_prints_manifest_triggers_and_new_webhook_urls(
     assert code == 0, err
     assert "manifest triggers: 2 added, 0 changed, 0 removed, 0 unchanged" in out
     assert re.search(r"^  added +trg_\S+ +nightly +cron +0 \* \* \* \*$", out, re.MULTILINE), out
-    url = re.search(r"Returns ingress URL: (/jobs/v1/webhooks/whk_\S+)", out)
-    assert url is not None and "shown only now" in err
+    url = re.search(rf"Returns ingress URL: {re.escape(api.base)}(/jobs/v1/webhooks/whk_\S+)", out)
+    assert url is not None and "shown only now" in err  # the full URL, the server's own
     assert (await api.call("POST", url[1], as_=None, json={})).status == 202
     await http_deploy(api, [HOURLY, WEBHOOK, WEBHOOK])
     code, out, err = await cli(api, tmp_path, "functions", "promote", FN)
     assert code == 0, err
     assert f"{FN}: version 2 is live" in out
     assert "manifest triggers: 1 added, 0 changed, 0 removed, 2 unchanged" in out
-    assert len(re.findall(r"Returns ingress URL: /jobs/v1/webhooks/whk_", out)) == 1
+    full_url = rf"Returns ingress URL: {re.escape(api.base)}/jobs/v1/webhooks/"
+    assert len(re.findall(full_url, out)) == 1
     assert url[1] not in out
     code, out, err = await cli(api, tmp_path, "functions", "promote", FN, "--json")
     assert code == 0 and len(json.loads(out)["triggers"]["unchanged"]) == 3
