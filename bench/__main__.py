@@ -11,6 +11,7 @@ import platform
 import asyncpg
 
 from bench import audit, execution, journal
+from bench import bun as bun_bench
 from bench import cron as cron_bench
 from bench import faults as faults_bench
 from bench import hosts as hosts_bench
@@ -30,7 +31,7 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "hosts", "http", "audit", "cron", "faults")
+GROUPS = ("journal", "execution", "hosts", "bun", "http", "audit", "cron", "faults")
 
 
 async def _group(
@@ -49,6 +50,10 @@ async def _group(
     if name == "hosts":
         hosts_cfg = hosts_bench.Config(runs=args.runs, concurrency=args.concurrency)
         more, notes = await hosts_bench.hosts_figures(pool, hosts_cfg, args.seconds)
+        return list(more), notes
+    if name == "bun":
+        bun_cfg = bun_bench.Config(runs=args.runs, concurrency=args.concurrency)
+        more, notes = await bun_bench.bun_figures(pool, bun_cfg, args.seconds)
         return list(more), notes
     if name == "http":
         more, notes = await http_bench.http_figures(
