@@ -10,6 +10,7 @@ import platform
 
 import asyncpg
 
+from bench import app as app_bench
 from bench import audit, execution, journal
 from bench import bun as bun_bench
 from bench import cron as cron_bench
@@ -31,7 +32,7 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "hosts", "bun", "http", "audit", "cron", "faults")
+GROUPS = ("journal", "execution", "hosts", "bun", "app", "http", "audit", "cron", "faults")
 
 
 async def _group(
@@ -54,6 +55,10 @@ async def _group(
     if name == "bun":
         bun_cfg = bun_bench.Config(runs=args.runs, concurrency=args.concurrency)
         more, notes = await bun_bench.bun_figures(pool, bun_cfg, args.seconds)
+        return list(more), notes
+    if name == "app":
+        app_cfg = app_bench.Config(runs=args.runs, concurrency=args.concurrency)
+        more, notes = await app_bench.app_figures(pool, app_cfg, args.seconds)
         return list(more), notes
     if name == "http":
         more, notes = await http_bench.http_figures(
