@@ -10,7 +10,9 @@ import platform
 
 import asyncpg
 
+from bench import app as app_bench
 from bench import audit, execution, journal
+from bench import bun as bun_bench
 from bench import cron as cron_bench
 from bench import faults as faults_bench
 from bench import hosts as hosts_bench
@@ -30,7 +32,7 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "hosts", "http", "audit", "cron", "faults")
+GROUPS = ("journal", "execution", "hosts", "bun", "app", "http", "audit", "cron", "faults")
 
 
 async def _group(
@@ -49,6 +51,14 @@ async def _group(
     if name == "hosts":
         hosts_cfg = hosts_bench.Config(runs=args.runs, concurrency=args.concurrency)
         more, notes = await hosts_bench.hosts_figures(pool, hosts_cfg, args.seconds)
+        return list(more), notes
+    if name == "bun":
+        bun_cfg = bun_bench.Config(runs=args.runs, concurrency=args.concurrency)
+        more, notes = await bun_bench.bun_figures(pool, bun_cfg, args.seconds)
+        return list(more), notes
+    if name == "app":
+        app_cfg = app_bench.Config(runs=args.runs, concurrency=args.concurrency)
+        more, notes = await app_bench.app_figures(pool, app_cfg, args.seconds)
         return list(more), notes
     if name == "http":
         more, notes = await http_bench.http_figures(
