@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
 # Where screenshots go: REACTOR_CONSOLE_SCREENSHOTS=docs writes docs/console-*.png (the ones
 # the README shows); any other value is a folder; unset, the test's tmp_path.
 SHOTS_ENV = "REACTOR_CONSOLE_SCREENSHOTS"
+REQUIRE_ENV = "REACTOR_CONSOLE_REQUIRE_BROWSER"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -47,15 +48,23 @@ def shots_dir(tmp_path: Path) -> Path:
     return REPO / "docs" if where == "docs" else Path(where)
 
 
+def _unavailable(reason: str) -> None:
+    """Skip, unless REACTOR_CONSOLE_REQUIRE_BROWSER is set (.ci/run sets it where it has
+    installed chromium): there a missing browser is a failure, not a reason to skip."""
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{reason}, and {REQUIRE_ENV} is set")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
     executable = chromium_path()
     if executable is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium; or REACTOR_CHROMIUM)")
+        _unavailable("Chromium is not installed (apt-get install -y chromium; or REACTOR_CHROMIUM)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=executable, args=CHROMIUM_ARGS, headless=True

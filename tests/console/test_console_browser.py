@@ -76,7 +76,7 @@ async def trigger_from_console(page: Any, payload: str) -> str:
 
 
 async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
-    api: Api, browser: Any, tmp_path: Path
+    browser: Any, api: Api, tmp_path: Path
 ) -> None:
     await setup_jobs(api)
     api.engine.start_worker()
@@ -145,7 +145,28 @@ async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
     assert {"status", "steps.a", "steps.b"} <= set(diff_fields)
     await page.locator("#state-slider").fill(str(head))
     await view.locator(".badge", has_text="completed").wait_for()
+    # The failure's event: the state there is retrying, with the error it recorded.
+    await timeline.locator("li.t-Failed button.pos").click()
+    await view.locator(".badge", has_text="retrying").wait_for()
+    await page.locator("#state-changed td", has_text="last_error").wait_for()
     await page.screenshot(path=str(shots / "console-run.png"), full_page=True)
+
+    # A sleeping run, opened while it sleeps: the page shows the wake time and follows the
+    # run live (the job's SSE stream) until it completes.
+    sleeper = (
+        await api.call(
+            "POST", "/jobs/v1/orders/trigger", json={"payload": {"mode": "sleep", "seconds": 2}}
+        )
+    ).json["id"]
+    await api.wait_run("orders", sleeper, ("sleeping",))
+    await page.goto(f"{api.base}/console/#/jobs/orders/runs/{sleeper}")
+    nap = page.locator("#timeline li.t-SleepScheduled")
+    await nap.wait_for()
+    assert re.search(r"nap until \d{4}-\d\d-\d\d .* UTC \(2\.00 s\)", await nap.inner_text())
+    assert await page.locator("#timeline li.t-Completed").count() == 0
+    await page.locator("#timeline li.t-SleepCompleted").wait_for()
+    await page.locator("#timeline li.t-Completed").wait_for()
+    await page.locator("#run-status .badge", has_text="completed").wait_for()
 
     # An emit: the timeline links the run it started (lineage), which opens.
     await page.goto(api.base + "/console/#/jobs/orders")
@@ -180,6 +201,11 @@ async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
     assert [e["id"] for e in listed.json["entries"]] == [dlq_id]
     assert "Retried" in await api.engine.types(dead["id"])
 
+    # The replay check of the live version against the runs in flight (none are left).
+    await page.goto(api.base + "/console/#/functions/scenarios")
+    await page.locator('tr[data-version="1"] button', has_text="Check").click()
+    await page.locator("#check-out .notice.ok", has_text="safe to promote").wait_for()
+
     # Events: the emitted one, consumed by the listener's trigger.
     await page.goto(api.base + "/console/#/events")
     await page.locator("#events tr[data-event]").first.wait_for()
@@ -188,7 +214,7 @@ async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
 
 
 async def test_a_member_sees_the_apis_403_and_data_is_text_not_markup(
-    api: Api, browser: Any, tmp_path: Path
+    browser: Any, api: Api, tmp_path: Path
 ) -> None:
     await setup_jobs(api)
     # A second version of the function, not promoted.
@@ -217,6 +243,7 @@ async def test_a_member_sees_the_apis_403_and_data_is_text_not_markup(
     assert (await api.call("GET", "/functions/v1/_admin/functions/scenarios")).json[
         "live_version"
     ] == 1
+    await page.screenshot(path=str(shots_dir(tmp_path) / "console-function.png"))
 
     # The hostile payload and output (the bundle answers 400 with the unknown mode) are
     # shown as the text they are.

@@ -16,7 +16,8 @@ export async function functionsPage(ctx) {
 
 export async function functionPage(ctx, name) {
   const out = h("div", { id: "function-out" });
-  const checkOut = h("div", { id: "check-out" });
+  const checkOut = h("div", { id: "check-out" },
+    h("p", { class: "muted" }, "Press Check on a version (needs the admin role: it runs the code)."));
   const box = h("div", {});
 
   async function load() {
@@ -54,8 +55,11 @@ export async function functionPage(ctx, name) {
 
 function checkView(r) {
   return h("div", { class: "check" },
-    r.safe ? notice("ok", `v${r.version} replays all ${r.runs} runs in flight the same way: safe to promote.`)
-      : notice("error", `v${r.version} diverges on ${r.diverges} of ${r.runs} runs in flight.`),
+    r.diverges === 0
+      ? notice("ok", r.runs ? `v${r.version} replays all ${r.runs} runs in flight the same way: safe to promote.`
+        : `No runs in flight: v${r.version} is safe to promote.`)
+      : notice("error", `v${r.version} diverges on ${r.diverges} of ${r.runs} runs in flight` +
+        ` (${r.safe} replay the same way).`),
     r.diverging.length ? table(["Run", "Checked", "Divergence"], r.diverging.map((d) => h("tr", {},
       h("td", {}, link(d.run_id, "jobs", d.job, "runs", d.run_id)),
       h("td", {}, `${d.checked} of ${d.recorded}`),
