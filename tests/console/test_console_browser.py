@@ -149,7 +149,11 @@ async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
     await timeline.locator("li.t-Failed button.pos").click()
     await view.locator(".badge", has_text="retrying").wait_for()
     await page.locator("#state-changed td", has_text="last_error").wait_for()
-    await page.screenshot(path=str(shots / "console-run.png"), full_page=True)
+    await page.screenshot(
+        path=str(shots / "console-run.png"),
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 1360, "height": 1560},
+    )
 
     # A sleeping run, opened while it sleeps: the page shows the wake time and follows the
     # run live (the job's SSE stream) until it completes.
@@ -183,6 +187,31 @@ async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
     await caused.click()
     await page.locator("#lineage p", has_text="Caused by event order.placed").wait_for()
 
+    # Cancel a slow run from its page, then retry it (both through the run routes).
+    slow = (
+        await api.call(
+            "POST", "/jobs/v1/orders/trigger", json={"payload": {"mode": "slow", "seconds": 30}}
+        )
+    ).json["id"]
+    await api.wait_run("orders", slow, ("running",))
+    await page.goto(f"{api.base}/console/#/jobs/orders/runs/{slow}")
+    await page.locator("#run-status .badge", has_text="running").wait_for()
+    await page.locator(".title-row button", has_text="Cancel").click()
+    await page.locator(".notice.ok", has_text="cancelled").wait_for()
+    await page.locator("#timeline li.t-Cancelled").wait_for()
+    await page.locator(".title-row button", has_text="Retry").click()
+    await page.locator(".notice.ok", has_text="Queued again").wait_for()
+    assert (await api.call("POST", f"/jobs/v1/_admin/jobs/orders/runs/{slow}/cancel")).status == 200
+
+    # An expired access token: the console refreshes it (the refresh token) and carries on.
+    await page.evaluate(
+        """() => {
+        const s = JSON.parse(sessionStorage.getItem("reactor-console"));
+        s.access = "expired.or.revoked";
+        sessionStorage.setItem("reactor-console", JSON.stringify(s));
+    }"""
+    )
+
     # A dead letter: a non-retryable failure; retried from the DLQ page.
     dead = (
         await api.call("POST", "/jobs/v1/fragile/trigger", json={"payload": {"mode": "fatal"}})
@@ -194,6 +223,8 @@ async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
     await entry.wait_for()
     assert "do not retry this" in await entry.inner_text()
     await page.screenshot(path=str(shots / "console-dlq.png"))
+    token = await page.evaluate("JSON.parse(sessionStorage.getItem('reactor-console')).access")
+    assert token != "expired.or.revoked"  # refreshed
     await entry.locator("button", has_text="Retry").click()
     await page.locator(".notice.ok", has_text="Retried").wait_for()
     await entry.wait_for(state="detached")  # no longer open
