@@ -87,7 +87,7 @@ export function duration(ms) {
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
   const m = s / 60;
-  if (m < 60) return `${Math.floor(m)} min ${Math.round(s % 60)} s`;
+  if (m < 60) return Math.round(s % 60) ? `${Math.floor(m)} min ${Math.round(s % 60)} s` : `${Math.floor(m)} min`;
   const hrs = m / 60;
   if (hrs < 48) return `${Math.floor(hrs)} h ${Math.round(m % 60)} min`;
   return `${Math.floor(hrs / 24)} d ${Math.round(hrs % 24)} h`;
