@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from reactor_jobs.auth.middleware import auth_middleware
+from reactor_jobs.auth.middleware import auth_middleware, is_public
 from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import Config
 from reactor_jobs.http import (
@@ -27,6 +27,7 @@ from reactor_jobs.http import (
 from reactor_jobs.http.auth_docs import AUTH_DOCS
 from reactor_jobs.http.auth_routes import add_auth_routes
 from reactor_jobs.http.bodies import json_response
+from reactor_jobs.http.console import add_console, is_console
 from reactor_jobs.http.errors import error_middleware
 from reactor_jobs.http.inputs import input_middleware
 from reactor_jobs.http.keys import (
@@ -94,7 +95,8 @@ def create_app(node: Node, config: Config) -> web.Application:
             request_id_middleware,
             error_middleware,
             input_middleware,
-            auth_middleware(auth),
+            # The console's static files are public; the API calls they make are not.
+            auth_middleware(auth, public=lambda r: is_public(r) or is_console(r)),
         ],
         client_max_size=config.jobs.http.max_body_bytes,
     )
@@ -110,6 +112,7 @@ def create_app(node: Node, config: Config) -> web.Application:
         assert route.handle is not None
         app.router.add_route(route.method, route.path, route.handle)
     add_auth_routes(app, auth)
+    add_console(app)  # the web console at /console/, outside the OpenAPI document
     app[OPENAPI] = build_document([*table, *AUTH_DOCS])
     app.on_response_prepare.append(add_response_headers)
     app.on_shutdown.append(_end_streams)

@@ -10,6 +10,7 @@ import pytest
 
 import reactor_jobs
 from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.http.console import PREFIX as CONSOLE
 from reactor_jobs.http.errors import INTERNAL_CODES, STATUS
 from reactor_jobs.http.keys import OPENAPI
 from tests.http_fixtures import Api, api
@@ -19,11 +20,14 @@ __all__ = ["api"]
 
 
 def registered(api: Api) -> set[tuple[str, str]]:
-    """(method, path) of every route; HEAD rides along with GET (add_get adds it)."""
+    """(method, path) of every API route; HEAD rides along with GET (add_get adds it). The
+    web console's static files (/console/) are pages, not part of the API."""
     return {
         (route.method, route.resource.canonical)
         for route in api.app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not route.resource.canonical.startswith(CONSOLE)
     }
 
 
