@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--database-url", metavar="URL", help="Postgres URL (default: embedded Postgres)"
     )
+    parser.add_argument(
+        "--log-format", choices=("text", "json"),
+        help="serve/worker logs: text (default) or json, one object per line on stderr",
+    )  # fmt: skip
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service and workers")
@@ -62,12 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="on a database with no users, create admin@localhost and say how to sign in "
         "(always on with the embedded Postgres)",
     )  # fmt: skip
+    _add_metrics_port(serve)
     worker = commands.add_parser("worker", help="run workers only (any number of processes)")
     worker.set_defaults(command="worker")
     worker.add_argument(
         "--app", metavar="MODULE:APP",
         help="run the code jobs of a reactor_jobs.App (e.g. myproject.jobs:app) in this process",
     )  # fmt: skip
+    _add_metrics_port(worker)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         metavar="COMMAND", required=True
@@ -102,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bootstrap_commands(commands)
     add_remote_commands(commands)
     return parser
+
+
+def _add_metrics_port(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--metrics-port", metavar="PORT", type=int,
+        help="also serve GET /metrics on this port ([jobs.metrics] port; host: "
+        "[jobs.metrics] host, default 127.0.0.1)",
+    )  # fmt: skip
 
 
 def _add_bootstrap_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -159,10 +173,19 @@ def _fail(message: str) -> int:
 
 def _config(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
+    jobs = config.jobs
     if args.database_url:
-        jobs = msgspec.structs.replace(config.jobs, database_url=args.database_url)
-        config = msgspec.structs.replace(config, jobs=jobs)
-    return config
+        jobs = msgspec.structs.replace(jobs, database_url=args.database_url)
+    if args.log_format:
+        jobs = msgspec.structs.replace(jobs, log_format=args.log_format)
+    port = getattr(args, "metrics_port", None)
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise ReactorError("--metrics-port: must be between 0 and 65535")
+        jobs = msgspec.structs.replace(
+            jobs, metrics=msgspec.structs.replace(jobs.metrics, port=port)
+        )
+    return msgspec.structs.replace(config, jobs=jobs)
 
 
 async def dispatch(args: argparse.Namespace, config: Config) -> int:
