@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
@@ -234,7 +235,7 @@ class Tracing:
         if self.tracer is None:
             return
         trace_id, span_id, parent_span, sampled = run_trace(state.run_id, state.headers)
-        context = None
+        context = Context()  # a root, not a child of the attempt span current here
         if parent_span is not None:
             flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
             remote = NonRecordingSpan(SpanContext(trace_id, parent_span, True, flags))
