@@ -4,6 +4,7 @@ with prometheus_client's own text parser, moving as a real worker runs real runs
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -12,10 +13,12 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from reactor_jobs.config import MetricsConfig
+from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.telemetry.http import metrics_response, start_metrics_listener
 from reactor_jobs.telemetry.metrics import OTHER, LabelCap, render, top_pairs
 from tests.engine_fixtures import ORG, Engine
 from tests.http_fixtures import Api, api
+from tests.integration.test_scheduler import cron_trigger, fired_slots
 
 pytestmark = pytest.mark.integration
 __all__ = ["api"]
@@ -168,3 +171,22 @@ async def test_serve_metrics_open_by_default_and_404_when_off(api: Api) -> None:
         make_mocked_request("GET", "/metrics"), api.node, MetricsConfig(enabled=False)
     )
     assert off.status == 404
+
+
+async def test_scheduler_lateness_is_observed_per_slot_fired(engine: Engine) -> None:
+    await engine.job("ticking")
+    await cron_trigger(engine, "trg_late", "ticking", "* * * * *", catch_up="all",
+                       fired_through_ago=timedelta(minutes=3))  # fmt: skip
+    before = parse((await render(None, None, max_series=10)).decode())
+    await Scheduler(engine.pool, engine.control, interval_ms=100).tick()
+    fired = len(await fired_slots(engine, "trg_late"))
+    after = parse((await render(None, None, max_series=10)).decode())
+    name = "reactor_scheduler_lateness_seconds"
+    assert fired >= 3
+    assert value(after, f"{name}_count") - value(before, f"{name}_count") == fired
+    # the oldest slot was minutes late: the sum says so
+    assert value(after, f"{name}_sum") - value(before, f"{name}_sum") > 60
+    # a second tick fires nothing more, and observes nothing more
+    await Scheduler(engine.pool, engine.control, interval_ms=100).tick()
+    again = parse((await render(None, None, max_series=10)).decode())
+    assert value(again, f"{name}_count") == value(after, f"{name}_count")
