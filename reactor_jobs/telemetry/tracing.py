@@ -53,6 +53,7 @@ TRACESTATE = "tracestate"
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _TRACESTATE = re.compile(r"^[\x20-\x7e]{1,512}$")
 SCOPE = "reactor_jobs"
+EXPORT_TIMEOUT_S = 5.0
 
 # The ids the next span must take (a run span's, derived from its run).
 _FORCED: contextvars.ContextVar[tuple[int | None, int] | None] = contextvars.ContextVar(
@@ -144,8 +145,10 @@ class Tracing:
             return False
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+        # Exports run on the batch processor's thread, never the event loop; a collector
+        # that is down costs at most this long at shutdown (retries included).
         self.install(
-            OTLPSpanExporter(endpoint=endpoint),
+            OTLPSpanExporter(endpoint=endpoint, timeout=EXPORT_TIMEOUT_S),
             service_name=config.jobs.telemetry.service_name,
             batch=True,
         )

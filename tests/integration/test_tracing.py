@@ -4,6 +4,7 @@ opentelemetry's InMemorySpanExporter."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -183,3 +184,53 @@ def test_traceparent_parsing() -> None:
         "traceparent": TRACEPARENT
     }
     assert trace_headers({"tracestate": "a=1"}) == {}
+
+
+async def test_spans_reach_an_otlp_http_collector(api: Api) -> None:
+    """The configured path end to end: OTLP/HTTP protobuf to a collector (a local stand-in)."""
+    from aiohttp import web
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: list[ExportTraceServiceRequest] = []
+
+    async def collect(request: web.Request) -> web.Response:
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        received.append(message)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", collect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    endpoint = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    config = Config(jobs=JobsConfig(telemetry=TelemetryConfig(otlp_endpoint=endpoint)))
+    try:
+        assert TRACING.configure(config, environ={})
+        await api.engine.job("exported")
+        api.engine.start_worker()
+        run = await api.engine.control.trigger(ORG, "exported", payload={"mode": "noop"})
+        await api.engine.wait(run.id)
+        await asyncio.to_thread(TRACING.shutdown)  # flushes (the collector is on this loop)
+    finally:
+        TRACING.shutdown()
+        await runner.cleanup()
+    names = {
+        span.name
+        for message in received
+        for resource in message.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    }
+    assert {"run exported", "attempt exported", "step noop"} <= names
+    services = {
+        attr.value.string_value
+        for message in received
+        for resource in message.resource_spans
+        for attr in resource.resource.attributes
+        if attr.key == "service.name"
+    }
+    assert services == {"reactor-jobs"}
