@@ -82,6 +82,35 @@ class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"AuthConfig({body})"
 
 
+class MetricsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Prometheus `/metrics` ([jobs.metrics]): on `reactor serve`'s HTTP port, and on a
+    listener of its own when `port` is set (the only way for `reactor worker`)."""
+
+    enabled: bool = True
+    port: int | None = None  # a separate listener for /metrics; 0: any free port
+    host: str = "127.0.0.1"
+    # Unset: /metrics answers anyone who reaches it (it holds no payloads or secrets: counts
+    # by org, job and status). Set: `Authorization: Bearer <token>` is required.
+    bearer_token: str | None = None
+    # At most this many (org, job) label pairs per metric; the rest count under "_other".
+    max_series: int = 200
+
+    def __repr__(self) -> str:
+        fields = {name: getattr(self, name) for name in self.__struct_fields__}
+        if fields["bearer_token"] is not None:
+            fields["bearer_token"] = "***"
+        body = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+        return f"MetricsConfig({body})"
+
+
+class TelemetryConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """OpenTelemetry traces ([jobs.telemetry]). No endpoint here and no
+    OTEL_EXPORTER_OTLP_ENDPOINT: no spans are made or exported."""
+
+    otlp_endpoint: str | None = None  # an OTLP/HTTP collector, e.g. http://localhost:4318
+    service_name: str = "reactor-jobs"
+
+
 class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     worker_count: int = 4
     scheduler_interval_ms: int = 1000
@@ -93,9 +122,13 @@ class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     database_url: str | None = None
     # The embedded Postgres keeps its files in <data_dir>/pgdata.
     data_dir: str = ".reactor"
+    # "text": Python's default stderr output; "json": one JSON object per line on stderr.
+    log_format: Literal["text", "json"] = "text"
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     functions: HostSettings = msgspec.field(default_factory=HostSettings)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     data: ServiceConfig = msgspec.field(
         default_factory=lambda: ServiceConfig(url="http://localhost:8002")
     )
@@ -125,6 +158,9 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], bool]] = {
     "REACTOR_WEBHOOK_SECRET": (("jobs", "webhook_secret"), False),
     "REACTOR_JWT_SECRET": (("jobs", "auth", "jwt_secret"), False),
     "REACTOR_LEASE_MS": (("jobs", "lease_ms"), True),
+    "REACTOR_LOG_FORMAT": (("jobs", "log_format"), False),
+    "REACTOR_METRICS_PORT": (("jobs", "metrics", "port"), True),
+    "REACTOR_METRICS_TOKEN": (("jobs", "metrics", "bearer_token"), False),
 }
 
 
@@ -236,6 +272,16 @@ def _check_ranges(jobs: JobsConfig) -> None:
         raise ConfigError("config error: jobs.http.port: must be between 0 and 65535")
     if not jobs.data_dir:
         raise ConfigError("config error: jobs.data_dir: must not be empty")
+    _check_metrics(jobs.metrics)
+
+
+def _check_metrics(metrics: MetricsConfig) -> None:
+    if metrics.port is not None and not 0 <= metrics.port <= 65535:
+        raise ConfigError("config error: jobs.metrics.port: must be between 0 and 65535")
+    if metrics.max_series < 1:
+        raise ConfigError("config error: jobs.metrics.max_series: must be >= 1")
+    if metrics.bearer_token is not None and len(metrics.bearer_token) < 16:
+        raise ConfigError("config error: jobs.metrics.bearer_token: must be 16 characters or more")
 
 
 def _check_webhooks(jobs: JobsConfig) -> None:

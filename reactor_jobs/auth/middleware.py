@@ -40,7 +40,8 @@ def is_public(request: web.Request) -> bool:
     path, method = request.path, request.method
     if method == "POST" and (path == "/auth/v1/token" or path.startswith("/jobs/v1/webhooks/")):
         return True
-    return method in ("GET", "HEAD") and path in ("/healthz", "/jobs/v1/openapi.json")
+    # /metrics checks its own bearer token, when one is configured (telemetry/http.py).
+    return method in ("GET", "HEAD") and path in ("/healthz", "/jobs/v1/openapi.json", "/metrics")
 
 
 def auth_middleware(

@@ -90,6 +90,10 @@ def _local_options() -> argparse.ArgumentParser:
         "--data-dir", metavar="DIR", default=argparse.SUPPRESS,
         help="embedded Postgres, bundle cache, JWT secret (default: .reactor)",
     )  # fmt: skip
+    group.add_argument(
+        "--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+        help="serve/worker logs: text (default) or json, one object per line on stderr",
+    )  # fmt: skip
     return options
 
 
@@ -116,12 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--host", help="listen on this address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen on this port (default: 8080; 0: any)")
+    _add_metrics_port(serve)
     worker = local_parser(commands, "worker", "run workers only (any number of processes)")
     worker.set_defaults(command="worker")
     worker.add_argument(
         "--app", metavar="MODULE:APP",
         help="run the code jobs of a reactor_jobs.App (e.g. myproject.jobs:app) in this process",
     )  # fmt: skip
+    _add_metrics_port(worker)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         metavar="COMMAND", required=True
@@ -155,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bootstrap_commands(commands)
     add_remote_commands(commands)
     return parser
+
+
+def _add_metrics_port(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--metrics-port", metavar="PORT", type=int,
+        help="also serve GET /metrics on this port ([jobs.metrics] port; host: "
+        "[jobs.metrics] host, default 127.0.0.1)",
+    )  # fmt: skip
 
 
 def _add_bootstrap_commands(commands: Commands) -> None:
@@ -227,6 +241,15 @@ def _config(args: argparse.Namespace) -> Config:
             port=jobs.http.port if port is None else port,
         )
         jobs = msgspec.structs.replace(jobs, http=http)
+    if log_format := getattr(args, "log_format", None):
+        jobs = msgspec.structs.replace(jobs, log_format=log_format)
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None:
+        if not 0 <= metrics_port <= 65535:
+            raise ReactorError("--metrics-port: must be between 0 and 65535")
+        jobs = msgspec.structs.replace(
+            jobs, metrics=msgspec.structs.replace(jobs.metrics, port=metrics_port)
+        )
     config = msgspec.structs.replace(config, jobs=jobs)
     check_config(config)
     return config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -25,8 +26,13 @@ from reactor_jobs.database import embedded_pgdata, redact_url
 from reactor_jobs.engine.errors import ReactorError
 from reactor_jobs.http.app import app_runner, create_app
 from reactor_jobs.node import Node
+from reactor_jobs.telemetry.http import start_metrics_listener
+from reactor_jobs.telemetry.logs import configure_logging
+from reactor_jobs.telemetry.metrics import METRICS
+from reactor_jobs.telemetry.tracing import TRACING
 
 DEV_PASSWORD_FILE = "dev-admin-password"
+log = logging.getLogger("reactor_jobs.serve")
 
 
 def with_org_creation(config: Config, dev: bool) -> Config:
@@ -38,53 +44,80 @@ def with_org_creation(config: Config, dev: bool) -> Config:
     return msgspec.structs.replace(config, jobs=msgspec.structs.replace(config.jobs, auth=auth))
 
 
+def observe(config: Config) -> None:
+    """Logs, metrics and traces as configured (README, "Metrics and traces")."""
+    configure_logging(config.jobs.log_format)
+    METRICS.configure(config.jobs.metrics.max_series)
+    TRACING.configure(config)
+
+
+def say(config: Config, message: str) -> None:
+    """A line for the operator: on stdout, or a JSON log line with --log-format json."""
+    if config.jobs.log_format == "json":
+        log.info("%s", message)
+    else:
+        print(message, flush=True)
+
+
 async def serve(config: Config, *, dev: bool = False) -> int:
     config = with_org_creation(config, dev or not config.jobs.database_url)
+    observe(config)
     with _signals() as signalled:  # from the start: a SIGTERM must always stop cleanly
         node = await Node.open(config, create_embedded=True)
         runner = app_runner(create_app(node, config), config, handle_signals=False)
+        metrics: web.AppRunner | None = None
         stop = asyncio.Event()
         workers = asyncio.create_task(node.run_serve(stop))
         try:
             await runner.setup()
             address = await _listen(runner, config.jobs.http.host, config.jobs.http.port)
-            print(
+            metrics = await start_metrics_listener(node, config.jobs.metrics)
+            say(
+                config,
                 f"Reactor Jobs listening on {address} (database: {_where(config)}; "
                 f"{config.jobs.worker_count} concurrent runs)",
-                flush=True,
             )
             if dev or not config.jobs.database_url:
                 await _dev_sign_in(node, config, address)
             await _until_signalled(workers, signalled)
-            print("Reactor Jobs stopping", flush=True)
+            say(config, "Reactor Jobs stopping")
         finally:
             # HTTP first: no new triggers, live streams end, in-flight requests finish; then
             # the workers get their grace period with the journal still open.
             await runner.cleanup()
+            if metrics is not None:
+                await metrics.cleanup()
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
             await node.close()
+            TRACING.shutdown()  # flushes the spans not exported yet
     return 0
 
 
 async def work(config: Config) -> int:
+    observe(config)
     with _signals() as signalled:
         node = await Node.open(config)
+        metrics: web.AppRunner | None = None
         stop = asyncio.Event()
         workers = asyncio.create_task(node.run_worker(stop))
         try:
-            print(
+            metrics = await start_metrics_listener(node, config.jobs.metrics)
+            say(
+                config,
                 f"Reactor Jobs worker running {config.jobs.worker_count} concurrent runs "
                 f"(database: {_where(config)})",
-                flush=True,
             )
             await _until_signalled(workers, signalled)
         finally:
+            if metrics is not None:
+                await metrics.cleanup()
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
             await node.close()
+            TRACING.shutdown()
     return 0
 
 
@@ -93,16 +126,17 @@ async def work_app(config: Config, target: str) -> int:
     from reactor_jobs.app import load_app
 
     app = load_app(target)
+    observe(config)
     with _signals() as signalled:
         await app.start()
         stop = asyncio.Event()
         workers = asyncio.create_task(app.worker(config.jobs.worker_count, stop))
         try:
             names = ", ".join(sorted(app.jobs)) or "none"
-            print(
+            say(
+                config,
                 f"Reactor Jobs worker for {target} (org {app.org}; jobs: {names}) running "
                 f"{config.jobs.worker_count} concurrent runs",
-                flush=True,
             )
             await _until_signalled(workers, signalled)
         finally:
@@ -110,6 +144,7 @@ async def work_app(config: Config, target: str) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
             await app.close()
+            TRACING.shutdown()
     return 0
 
 
@@ -134,16 +169,16 @@ async def _dev_sign_in(node: Node, config: Config, address: str) -> None:
         fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(created[1] + "\n")
-        print(
+        say(
+            config,
             f"Dev mode: created user {DEV_ADMIN_EMAIL}, owner of org {DEV_ORG}; "
             f"its password is in {password_file}",
-            flush=True,
         )
     if password_file.exists():
-        print(
+        say(
+            config,
             f"Sign in: reactor login --url {address} --email {DEV_ADMIN_EMAIL} "
             f"--password-stdin < {password_file}",
-            flush=True,
         )
 
 

@@ -43,6 +43,13 @@ from reactor_jobs.functions.values import (
     check_name,
     to_json_value,
 )
+from reactor_jobs.telemetry.metrics import METRICS
+from reactor_jobs.telemetry.tracing import (
+    TRACING,
+    attempt_context,
+    current_attempt,
+    emit_traceparent,
+)
 
 _VERSIONS_KEPT = 64
 _LEVELS = frozenset({"debug", "info", "warning", "error"})
@@ -112,12 +119,21 @@ class Attempt:
         stream = streams[claimed.run_id] = RunStream(
             self.journal, claimed.run_id, state.position, fence
         )
+        span = TRACING.start_attempt(state, self.worker)
+        ended = Outcome("error")
         try:
-            return await self._execute(state, stream)
+            with attempt_context(span):
+                ended = await self._execute(state, stream)
+            return ended
         except LostOwnership as lost:
-            return Outcome("lost", str(lost))
+            ended = Outcome("lost", str(lost))
+            return ended
+        except asyncio.CancelledError:
+            ended = Outcome("stopped")
+            raise
         finally:
             del streams[claimed.run_id]
+            TRACING.end_attempt(span, ended.kind, ended.detail)
 
     async def version(self, org: str, function: str, version: int) -> Any:
         """A function version with its archive, kept per process (versions never change).
@@ -194,13 +210,17 @@ class Attempt:
 
     async def _failed(self, state: RunState, stream: RunStream, error: ev.ErrorInfo) -> Outcome:
         failed = ev.Failed(attempt=state.attempt, error=error)
-        await stream.append([failed, self._next(state, error)])
+        then = self._next(state, error)
+        await stream.append([failed, then])
+        _after_failure(state, then, error.type)
         return Outcome("failed", f"{error.type}: {error.message}")
 
     async def _timed_out(self, state: RunState, stream: RunStream) -> Outcome:
         timed_out = ev.TimedOut(attempt=state.attempt, timeout_ms=state.timeout_ms)
         error = ev.ErrorInfo(type="TimedOut", message=f"ran past {state.timeout_ms} ms")
-        await stream.append([timed_out, self._next(state, error)])
+        then = self._next(state, error)
+        await stream.append([timed_out, then])
+        _after_failure(state, then, error.type)
         return Outcome("timed_out")
 
     def _next(self, state: RunState, error: ev.ErrorInfo) -> ev.Event:
@@ -285,14 +305,17 @@ class _Conversation:
             await self.stream.append(
                 [ev.StepFailed(name=key, attempt=attempt, error=error, pos=pos)]
             )
+            METRICS.steps_failed.inc()
+            TRACING.step(current_attempt(), key, _duration(m), error=error.type)
             return {}
         output = to_json_value(m.get("output"), f"the output of step {key!r}")
-        duration = m.get("duration_ms")
-        duration = float(duration) if isinstance(duration, int | float) else 0.0
+        duration = _duration(m)
         done = ev.StepCompleted(
             name=key, attempt=attempt, output=output, duration_ms=duration, pos=pos
         )
         await self.stream.append([done])
+        METRICS.step_duration.observe(duration / 1000)
+        TRACING.step(current_attempt(), key, duration)
         return {}
 
     async def _state(self, m: dict[str, Any]) -> dict[str, Any]:
@@ -321,12 +344,19 @@ class _Conversation:
             raise StepOutputError(str(exc)) from None
         payload = to_json_value(m.get("payload"), f"the payload of event {topic!r}")
         event_id = new_id("evt")
-        spawn = await self.attempt.fanout.runs_for(
-            org=self.state.org, topic=topic, event_id=event_id, payload=payload,
-            emitter=self.state.run_id,
-        )  # fmt: skip
-        emitted = ev.Emitted(event_id=event_id, topic=topic, payload=payload, pos=pos)
-        await self.stream.append([emitted], spawn=spawn)
+        span = TRACING.start_emit(current_attempt(), topic)
+        try:
+            spawn = await self.attempt.fanout.runs_for(
+                org=self.state.org, topic=topic, event_id=event_id, payload=payload,
+                emitter=self.state.run_id, headers=emit_traceparent(span, self.state),
+            )  # fmt: skip
+            if span is not None:
+                span.set_attribute("reactor.runs_started", len(spawn))
+            emitted = ev.Emitted(event_id=event_id, topic=topic, payload=payload, pos=pos)
+            await self.stream.append([emitted], spawn=spawn)
+        finally:
+            if span is not None:
+                span.end()
         return {"event_id": event_id}
 
     async def _sleep(self, m: dict[str, Any]) -> dict[str, Any]:
@@ -357,6 +387,8 @@ class _Conversation:
                     self.state, self.stream, _error(exc, retryable=False)
                 )
             await self.stream.append([ev.Completed(output=output)])
+            METRICS.run_finished(self.state.org, self.state.job, "completed")
+            TRACING.end_run(self.state, "completed")
             return Outcome("completed")
         if outcome == "failed":
             error = _error_info(m.get("error"))
@@ -408,6 +440,21 @@ def invocation(state: RunState, fv: Any, *, env: Mapping[str, str]) -> dict[str,
         "state": state.state,
         "recorded": recorded,
     }
+
+
+def _duration(m: dict[str, Any]) -> float:
+    """A step's duration_ms as the host reported it (0 when it sent none)."""
+    duration = m.get("duration_ms")
+    return float(duration) if isinstance(duration, int | float) else 0.0
+
+
+def _after_failure(state: RunState, then: ev.Event, error_type: str) -> None:
+    """Count a retry, or end the run's books when the failure sent it to the DLQ."""
+    if isinstance(then, ev.RetryScheduled):
+        METRICS.retry_scheduled(state.org, state.job)
+    elif isinstance(then, ev.DeadLettered):
+        METRICS.run_finished(state.org, state.job, "failed")
+        TRACING.end_run(state, "failed", error_type)
 
 
 def _sleep_event(key: str, pos: int, m: dict[str, Any]) -> ev.SleepScheduled:

@@ -99,7 +99,7 @@ ranked AS (
            row_number() OVER (PARTITION BY c.org, c.job ORDER BY c.fresh, c.available_at) AS rank
       FROM candidates AS c JOIN jobs USING (org, job)
 )
-SELECT run_id, status, attempt, last_position, sleep_name, now() AS db_now
+SELECT run_id, status, attempt, last_position, sleep_name, available_at, now() AS db_now
   FROM ranked WHERE rank + running <= max_concurrency
  ORDER BY fresh, available_at LIMIT $1
 """
@@ -111,6 +111,8 @@ class ClaimedRun(msgspec.Struct, frozen=True, kw_only=True):
     run_id: str
     records: list[RecordedEvent]
     db_now: datetime
+    due_at: datetime | None = None  # when it became due: triggered, retry due, sleep over
+    was: str = "queued"  # its status before this claim: queued, retrying or sleeping
 
 
 def _start_events(row: asyncpg.Record, worker: str, lease: timedelta) -> list[ev.Event]:
@@ -164,6 +166,12 @@ def _group(records: Sequence[RecordedEvent], rows: Sequence[asyncpg.Record]) -> 
     for rec in records:
         by_run.setdefault(rec.run_id, []).append(rec)
     return [
-        ClaimedRun(run_id=r["run_id"], records=by_run[r["run_id"]], db_now=r["db_now"])
+        ClaimedRun(
+            run_id=r["run_id"],
+            records=by_run[r["run_id"]],
+            db_now=r["db_now"],
+            due_at=r["available_at"],
+            was=r["status"],
+        )
         for r in rows
     ]

@@ -9,6 +9,7 @@ index makes the fan-out exactly-once, whatever retries or replays happen.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -33,9 +34,17 @@ class FanOut:
         self.pool, self.registry = pool, registry
 
     async def runs_for(
-        self, *, org: str, topic: str, event_id: str, payload: Any, emitter: str
+        self,
+        *,
+        org: str,
+        topic: str,
+        event_id: str,
+        payload: Any,
+        emitter: str,
+        headers: Mapping[str, str] | None = None,
     ) -> list[AppendRequest]:
-        """The new runs for one emitted event; a subscriber that cannot run is skipped."""
+        """The new runs for one emitted event; a subscriber that cannot run is skipped.
+        `headers`: the emit's trace context (traceparent), carried by each run."""
         requests = []
         for trigger_id, job in await self.pool.fetch(SUBSCRIBERS, org, topic):
             try:
@@ -50,6 +59,7 @@ class FanOut:
                 resolved,
                 trigger=trigger,
                 payload=payload,
+                headers=headers,
                 idempotency_key=f"event:{event_id}:{trigger_id}",
             )
             requests.append(

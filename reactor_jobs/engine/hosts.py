@@ -328,6 +328,11 @@ class HostPool:
             "started": self.started,
         }
 
+    def counts(self) -> dict[str, int]:
+        """For /metrics: hosts running now; started and restarted since the process began."""
+        alive = sum(h.alive for h in self._hosts.values())
+        return {"hosts": alive, "started": self.started, "restarts": self.restarts}
+
     async def host(self, org: str, runtime: str, solo: str = "") -> Host:
         """The org's host for `runtime`; with `solo`, a host of its own for one attempt."""
         key = (org, runtime, solo)

@@ -42,6 +42,7 @@ from reactor_jobs.engine.journal import AppendRequest
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.triggered import triggered_event
 from reactor_jobs.functions.records import ResolvedJob
+from reactor_jobs.telemetry.metrics import METRICS
 
 log = logging.getLogger("reactor_jobs.scheduler")
 
@@ -178,17 +179,25 @@ class Scheduler:
         jobs: dict[tuple[str, str], ResolvedJob | None],
     ) -> None:
         requests: list[AppendRequest] = []
+        lateness: list[float] = []  # cron slot → fire, per request
         for row, slots in handled:
             resolved = jobs[row["org"], row["job"]]
             if resolved is not None:
                 for slot in cron.to_fire(slots, row["catch_up"], row["now"], self.tolerance):
                     requests.append(_request(resolved, row, slot))
+                    lateness.append((row["now"] - slot).total_seconds())
+        fired: list[float] = []
         for start in range(0, len(requests), APPEND_CHUNK):
             chunk = requests[start : start + APPEND_CHUNK]
-            for outcome in await self.control.journal.append_many(chunk, conn):
+            outcomes = await self.control.journal.append_many(chunk, conn)
+            for late, outcome in zip(lateness[start:], outcomes, strict=False):
                 # A ConcurrencyError is a slot fired before (its key exists): nothing to do.
                 if isinstance(outcome, ReactorError) and not isinstance(outcome, ConcurrencyError):
                     raise outcome
+                if isinstance(outcome, int):
+                    fired.append(late)
+        for late in fired:
+            METRICS.scheduler_lateness.observe(max(late, 0.0))
 
     async def _resolve(self, row: asyncpg.Record) -> ResolvedJob | None:
         try:

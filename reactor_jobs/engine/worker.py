@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -34,6 +35,7 @@ from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.leases import expire_leases, release_interrupted
 from reactor_jobs.engine.logs import LogSink
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.telemetry.metrics import METRICS
 
 log = logging.getLogger("reactor_jobs.worker")
 
@@ -143,6 +145,7 @@ class Worker:
         return self.poll if seconds is None else min(self.poll, max(float(seconds), 0.001))
 
     async def _claim(self, free: int) -> int:
+        began = time.perf_counter()
         claimed = await claim_due_runs(
             await self._connection(),
             self.journal,
@@ -151,7 +154,13 @@ class Worker:
             lease=self.lease,
             serves=self.serves,
         )
+        if claimed:
+            METRICS.claim_latency.observe(time.perf_counter() - began)
         for run in claimed:
+            # trigger→start: the AttemptStarted's recorded_at minus when the run was due
+            started = run.records[-1].recorded_at
+            waited = None if run.due_at is None else (started - run.due_at).total_seconds()
+            METRICS.run_claimed(waited, _STARTS.get(run.was, "first"))
             self.tasks[run.run_id] = asyncio.create_task(self._attempt(run))
         return len(claimed)
 
@@ -170,13 +179,17 @@ class Worker:
             log.info("handed back %d run(s) interrupted by the database outage", released)
 
     async def _attempt(self, run: ClaimedRun) -> None:
+        ended = "error"
         try:
             outcome = await self.attempt.run(run, self.streams)
+            ended = outcome.kind
             log.debug("run %s: %s %s", run.run_id, outcome.kind, outcome.detail)
         except asyncio.CancelledError:
+            ended = "stopped"
             log.info("run %s: attempt stopped (cancelled or lease lost)", run.run_id)
         except Exception as exc:
             if is_disconnect(exc):
+                ended = "database_lost"
                 log.warning("run %s: attempt interrupted by the database: %s", run.run_id, exc)
                 self._interrupted[run.run_id] = _attempt_number(run)
             else:
@@ -184,6 +197,7 @@ class Worker:
                     "run %s: the attempt failed unexpectedly; its lease will expire", run.run_id
                 )
         finally:
+            METRICS.attempt_ended(*_org_job(run), ended)
             self.tasks.pop(run.run_id, None)
             self._wake.set()
 
@@ -275,6 +289,14 @@ class Worker:
             finally:
                 if conn is not None:
                     await _hang_up(conn, listeners, pooled=self.dsn is None, pool=self.pool)
+
+
+_STARTS = {"queued": "first", "retrying": "retry", "sleeping": "wake"}
+
+
+def _org_job(run: ClaimedRun) -> tuple[str, str]:
+    first = run.records[0].event  # a run's stream starts with its Triggered
+    return (first.org, first.job) if isinstance(first, ev.Triggered) else ("", "")
 
 
 def _attempt_number(run: ClaimedRun) -> int:

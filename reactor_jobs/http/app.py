@@ -51,6 +51,7 @@ from reactor_jobs.http.requestlog import (
 )
 from reactor_jobs.http.routes import Route, public
 from reactor_jobs.node import Node
+from reactor_jobs.telemetry.http import metrics_response
 from reactor_jobs.triggers.store import TriggerStore
 
 __all__ = ["AccessLogger", "app_runner", "create_app", "routes"]
@@ -68,6 +69,12 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition (docs/metrics.md). Open unless [jobs.metrics] bearer_token
+    is set; never payloads, outputs, errors, headers or secrets."""
+    return await metrics_response(request, request.app[NODE], request.app[CONFIG].jobs.metrics)
+
+
 def routes() -> list[Route]:
     """Every route this module registers, in registration order."""
     return [
@@ -75,6 +82,12 @@ def routes() -> list[Route]:
         public(
             "GET", "/jobs/v1/openapi.json", openapi_json,
             summary="This document", tag="meta", response=dict,
+        ),
+        public(
+            "GET", "/metrics", metrics, summary="Prometheus metrics", tag="meta",
+            response="text", errors=(401, 404),
+            note="Prometheus text format. Needs `Authorization: Bearer <token>` only when "
+            "[jobs.metrics] bearer_token is set; 404 when [jobs.metrics] enabled = false.",
         ),
         *functions_routes.ROUTES,
         *jobs_routes.ROUTES,

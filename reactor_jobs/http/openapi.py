@@ -141,6 +141,8 @@ def _responses(route: Route, refs: dict[int, Any]) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": route.summary}
     if route.response == "sse":
         ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    elif route.response == "text":
+        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     elif route.response is not None:
         ok["content"] = {"application/json": {"schema": refs[id(route.response)]}}
     responses = {str(route.status): ok}

@@ -38,7 +38,7 @@ class Route:
     summary: str
     tag: str
     status: int = 200
-    response: type | Literal["sse"] | None = None  # None: no content
+    response: type | Literal["sse", "text"] | None = None  # None: no content
     body: Body = None
     body_required: bool = True
     params: tuple[Param, ...] = ()

@@ -23,6 +23,7 @@ from reactor_jobs.http.jobs_routes import JOB
 from reactor_jobs.http.keys import NODE
 from reactor_jobs.http.objects import JournalEvent, JournalEvents, ManualTrigger, Run, RunList
 from reactor_jobs.http.routes import CURSOR, LIMIT, Route, authed, header, param
+from reactor_jobs.telemetry.tracing import trace_headers
 
 STATUSES = ("queued", "running", "sleeping", "retrying", "completed", "failed", "cancelled")
 RUNS = JOB + "/runs"
@@ -67,8 +68,9 @@ async def trigger(request: web.Request, principal: Principal) -> web.Response:
         reserved = " or ".join(ENGINE_KEY_PREFIXES)
         raise InvalidField("Idempotency-Key", f"must not start with {reserved}")
     run, created = await control(request).admit(
-        principal.org, name, payload=body.payload, idempotency_key=key, kind="manual"
-    )
+        principal.org, name, payload=body.payload, idempotency_key=key, kind="manual",
+        headers=trace_headers(request.headers),  # W3C trace context, kept with the run
+    )  # fmt: skip
     return json_response(Run.of(run), status=201 if created else 200)
 
 
@@ -129,7 +131,9 @@ ROUTES: list[Route] = [
         summary="Trigger a run manually", tag="runs", status=201,
         body=ManualTrigger, body_required=False, response=Run,
         params=(header("Idempotency-Key", "A repeat with the same key returns the first run "
-                       "(status 200) instead of starting another."),),
+                       "(status 200) instead of starting another."),
+                header("traceparent", "W3C trace context: the run's spans join this trace "
+                       "(kept with the run, with tracestate; a malformed one is ignored)."),),
         errors=(404, 409, 422, 429),
         note="201 for a new run, 200 when the Idempotency-Key matched an existing run of the "
         "job. 429 concurrency_exceeded (with Retry-After) when the job already has "

@@ -31,6 +31,7 @@ from reactor_jobs.http.bodies import decode_bytes, json_response, read_body
 from reactor_jobs.http.keys import CONFIG, NODE, TRIGGERS, WEBHOOK_GUARDS, WEBHOOK_LIMITER
 from reactor_jobs.http.objects import WebhookAccepted
 from reactor_jobs.http.routes import Route, header, public
+from reactor_jobs.telemetry.tracing import trace_headers
 from reactor_jobs.triggers.signature import (
     ID_HEADER,
     MESSAGE_ID,
@@ -117,7 +118,11 @@ async def ingress(request: web.Request) -> web.Response:
         kind="webhook",
         source=trigger.id,
         idempotency_key=None if delivery is None else webhook_key(trigger.id, delivery),
-        headers={**safe_headers(request.headers, trigger.headers or ()), **extra},
+        headers={
+            **safe_headers(request.headers, trigger.headers or ()),
+            **trace_headers(request.headers),
+            **extra,
+        },
         content_type=content_type,
     )
     accepted = WebhookAccepted(run_id=run.id, status=run.status, duplicate=not created)

@@ -37,3 +37,13 @@ async def test_log_tails_events_listing_and_lineage_use_their_indexes(pool: asyn
     listing = await plan(pool, _LIST, "acme", None, False, None, None, 51)
     assert "events_by_org" in listing
     assert "journal_caused_by" in await plan(pool, _CAUSED, "acme", ["run_1"])
+
+
+async def test_the_metrics_scrape_reads_unfinished_runs_through_the_partial_indexes(
+    pool: asyncpg.Pool,
+) -> None:
+    from reactor_jobs.telemetry.metrics import _ACTIVE
+
+    active = await plan(pool, _ACTIVE)
+    assert "runs_ready" in active and "runs_running" in active
+    assert "Seq Scan on runs" not in active
