@@ -96,9 +96,9 @@ class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     functions: HostSettings = msgspec.field(default_factory=HostSettings)
-    data: ServiceConfig = msgspec.field(
-        default_factory=lambda: ServiceConfig(url="http://localhost:8002")
-    )
+    # An external Data service for ctx.data; unset: the built-in Data API (same database,
+    # exactly-once writes). Through an external service writes are at least once.
+    data: ServiceConfig = msgspec.field(default_factory=ServiceConfig)
 
     def __repr__(self) -> str:
         # Only the fields that can hold a secret are masked; the rest are useful in logs.
