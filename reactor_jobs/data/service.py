@@ -57,6 +57,12 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     total: int | None = None
     single: bool = False
 
+    @property
+    def reported_count(self) -> int | None:
+        """ctx.data's `count`: the exact total when asked for, else the rows returned or
+        written."""
+        return self.total if self.total is not None else self.count
+
 
 class TableInfo(msgspec.Struct, frozen=True, kw_only=True):
     name: str
@@ -211,7 +217,9 @@ class DataService:
             return (self._dsn,), {}
         args = tuple(getattr(self.pool, "_connect_args", ()))
         kwargs = dict(getattr(self.pool, "_connect_kwargs", {}))
-        for private in ("user", "password", "connection_class", "init", "setup", "record_class"):
+        for private in (
+            "user", "password", "connection_class", "init", "setup", "record_class", "timeout",
+        ):  # fmt: skip
             kwargs.pop(private, None)
         kwargs["server_settings"] = dict(kwargs.get("server_settings") or {})
         return args, kwargs
@@ -296,8 +304,11 @@ class DataService:
 
     async def execute(self, org: str, request: DataRequest) -> Result:
         """One request in a transaction of its own on the org's connection."""
-        async with self.connection(org) as conn, conn.transaction():
-            return await self.run_on(conn, org, request)
+        try:
+            async with self.connection(org) as conn, conn.transaction():
+                return await self.run_on(conn, org, request)
+        except (OSError, asyncpg.InterfaceError) as exc:  # nothing committed
+            raise _lost(org, exc) from None
 
     async def write_checkpointed(
         self,
@@ -310,6 +321,18 @@ class DataService:
         """The write and its journal entry in one transaction: BEGIN; the write; checkpoint;
         COMMIT. `grant` turns the write's result into the signed grant and the event's
         payload. Returns the result and the run's new head."""
+        try:
+            return await self._write_checkpointed(org, request, grant, before_checkpoint)
+        except (OSError, asyncpg.InterfaceError) as exc:  # lost before COMMIT: rolled back
+            raise _lost(org, exc) from None
+
+    async def _write_checkpointed(
+        self,
+        org: str,
+        request: DataRequest,
+        grant: Callable[[Result], Awaitable[tuple[Grant, bytes]]],
+        before_checkpoint: Callable[[], Awaitable[None]] | None,
+    ) -> tuple[Result, int]:
         key = await self.signing_key()
         async with self.connection(org) as conn, conn.transaction():
             result = await self.run_on(conn, org, request)
@@ -387,6 +410,12 @@ class _OrgConnection:
             except Exception:  # a broken connection: the pool replaces it
                 with contextlib.suppress(Exception):
                     conn.terminate()
+
+
+def _lost(org: str, exc: BaseException) -> DataError:
+    if isinstance(exc, OSError) or is_disconnect(exc):
+        return DataUnavailable(f"org {org}'s data connection failed: {exc}")
+    return DataBadRequest(f"the data request could not be run: {exc}")
 
 
 def postgres_error(exc: asyncpg.PostgresError) -> DataError:

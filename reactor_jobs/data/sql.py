@@ -305,7 +305,7 @@ def rpc_statement(fn: Function, request: DataRequest) -> Statement:
         else:
             named.append(f"{quote_ident(name)} => CAST($1::jsonb ->> {key} AS {kind})")
     call = f"{quote_ident(fn.schema)}.{quote_ident(fn.name)}({', '.join(named)})"
-    bound = [msgspec.json.encode(args).decode()]
+    bound = [msgspec.json.encode(args).decode()] if named else []
     if fn.returns == "void":
         return Statement(
             f"SELECT 'null'::text AS rows, 1 AS n FROM (SELECT {call}) AS _rj_v", bound, True

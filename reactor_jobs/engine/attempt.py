@@ -331,7 +331,7 @@ class _Conversation:
                 result = await calls.execute(org, request)
             except DataError as exc:
                 return _data_error(exc.code, exc.message)
-            return {"data": result.rows, "count": result.count}
+            return {"data": result.rows, "count": result.reported_count}
         key, pos = m.get("name"), m.get("pos")
         recorded = self.guard.check("data", key, pos)
         if recorded is not None:
@@ -350,14 +350,14 @@ class _Conversation:
             return _data_error(exc.code, exc.message)
         except StepOutputError as exc:  # a result too large, or one holding NUL
             return _data_error("payload_too_large", exc.message)
-        return {"data": result.rows, "count": result.count}
+        return {"data": result.rows, "count": result.reported_count}
 
     def _data_event(
         self, request: DataRequest, key: str, pos: int, result: Result
     ) -> ev.DataCalled:
         rows = to_json_value(result.rows, f"the result of {key}")
         return ev.DataCalled(
-            name=key, request=request.audit(), rows=rows, count=result.count, pos=pos
+            name=key, request=request.audit(), rows=rows, count=result.reported_count, pos=pos
         )
 
     async def _checkpointed(
