@@ -4,9 +4,12 @@ API's error shape, admin-only SQL, and isolation between orgs."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import msgspec
 import pytest
 
+from tests.cli_runner import owner_env, run_cli
 from tests.data_fixtures import drop_data_roles
 from tests.http_fixtures import Api, api
 
@@ -193,3 +196,26 @@ async def test_one_org_cannot_reach_another_orgs_tables_or_the_engine(api: Api) 
     assert not await api.node.pool.fetchval(
         "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = $1", me["u"]
     )
+
+
+async def test_the_data_commands(api: Api, tmp_path: Path) -> None:
+    schema = tmp_path / "schema.sql"
+    schema.write_text(SCHEMA)
+    env = owner_env(api, tmp_path)
+    code, out, err = await run_cli("data", "sql", "--file", str(schema), cwd=tmp_path, env=env)
+    assert (code, err, out) == (0, "", "ok; tables: orders\n")
+    await api.call("POST", "/data/v1/orders", json=ROWS)
+    code, out, _ = await run_cli("data", "tables", cwd=tmp_path, env=env)
+    assert code == 0 and "orders: table (primary key id)" in out and "total  numeric(10,2)" in out
+    code, out, _ = await run_cli(
+        "data", "query", "orders", "--select", "id,status", "--eq", "status=paid",
+        "--order", "id", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert code == 0 and out.splitlines() == ["id  status", "--  ------", "1   paid", "2   paid"]
+    code, out, _ = await run_cli(
+        "data", "query", "orders", "--select", "id", "--filter", "total=gt.20", "--json",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert code == 0 and msgspec.json.decode(out) == [{"id": 2}]
+    code, _, err = await run_cli("data", "query", "nosuch", cwd=tmp_path, env=env)
+    assert code == 1 and "nosuch" in err
