@@ -12,6 +12,7 @@ import asyncpg
 
 from bench import audit, execution, journal
 from bench import cron as cron_bench
+from bench import data as data_bench
 from bench import faults as faults_bench
 from bench import http as http_bench
 from bench.database import bench_database, server_url
@@ -29,7 +30,7 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "http", "audit", "cron", "faults")
+GROUPS = ("journal", "execution", "http", "audit", "cron", "faults", "data")
 
 
 async def _group(
@@ -52,6 +53,8 @@ async def _group(
         return list(more), notes
     if name == "audit":
         return list(await audit.audit_figures(pool)), []
+    if name == "data":
+        return await data_bench.data_figures(pool)
     more, notes = await cron_bench.cron_figures(pool, cron_bench.Config(seconds=args.cron_seconds))
     return list(more), notes
 
