@@ -14,6 +14,7 @@ from bench import app as app_bench
 from bench import audit, execution, journal
 from bench import bun as bun_bench
 from bench import cron as cron_bench
+from bench import data as data_bench
 from bench import faults as faults_bench
 from bench import hosts as hosts_bench
 from bench import http as http_bench
@@ -32,7 +33,7 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "hosts", "bun", "app", "http", "audit", "cron", "faults")
+GROUPS = ("journal", "execution", "hosts", "bun", "app", "http", "audit", "cron", "faults", "data")
 
 
 async def _group(
@@ -67,6 +68,8 @@ async def _group(
         return list(more), notes
     if name == "audit":
         return list(await audit.audit_figures(pool)), []
+    if name == "data":
+        return await data_bench.data_figures(pool)
     more, notes = await cron_bench.cron_figures(pool, cron_bench.Config(seconds=args.cron_seconds))
     return list(more), notes
 

@@ -129,9 +129,9 @@ class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     functions: HostSettings = msgspec.field(default_factory=HostSettings)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
-    data: ServiceConfig = msgspec.field(
-        default_factory=lambda: ServiceConfig(url="http://localhost:8002")
-    )
+    # An external Data service for ctx.data; unset: the built-in Data API (same database,
+    # exactly-once writes). Through an external service writes are at least once.
+    data: ServiceConfig = msgspec.field(default_factory=ServiceConfig)
 
     def __repr__(self) -> str:
         # Only the fields that can hold a secret are masked; the rest are useful in logs.

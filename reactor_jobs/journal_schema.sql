@@ -1,4 +1,4 @@
--- Reactor Jobs: the whole database, schema _reactor_jobs. Version 3.
+-- Reactor Jobs: the whole database, schema _reactor_jobs. Version 4.
 -- Idempotent: `reactor db migrate` (and every start) may run it on a live database.
 -- Upgrades: a database at an older version runs this whole file again. Sections below the
 -- version-1 marker change existing objects only in ways that are idempotent (ADD COLUMN IF
@@ -362,3 +362,76 @@ CREATE TABLE IF NOT EXISTS _reactor_jobs.invitations (
 CREATE INDEX IF NOT EXISTS invitations_by_email ON _reactor_jobs.invitations (email);
 
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------
+-- Version 4.
+
+-- The Data API (reactor_jobs/data/). Each org's tables live in a schema of its own, reached
+-- through a role of its own that can see nothing else; the engine provisions both on first
+-- use and keeps the role's random password here, where only the engine can read it.
+REVOKE ALL ON SCHEMA _reactor_jobs FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS _reactor_jobs.data_roles (
+    org        text PRIMARY KEY,
+    role       text NOT NULL UNIQUE,
+    schema     text NOT NULL UNIQUE,
+    password   text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The key that signs checkpoint grants (HMAC-SHA256; ikey and okey are the key padded to
+-- 64 bytes xor 0x36 and 0x5c, so SQL computes the HMAC with sha256() alone: no pgcrypto).
+CREATE TABLE IF NOT EXISTS _reactor_jobs.data_keys (
+    id   integer PRIMARY KEY CHECK (id = 1),
+    key  bytea NOT NULL CHECK (length(key) = 32),
+    ikey bytea NOT NULL CHECK (length(ikey) = 64),
+    okey bytea NOT NULL CHECK (length(okey) = 64)
+);
+
+-- The one thing an org's role may call outside its schema: a ctx.data write's journal
+-- entry, committed in the write's own transaction. The grant is signed by the engine and
+-- names the run, the head it expects, the fence and the payload's sha256; the fence is
+-- checked exactly as the append statement checks it; the DataCalled event is inserted as
+-- the engine (journal_chain() fills hash, data, recorded_at). A grant works once: it
+-- names the head it moves.
+CREATE SCHEMA IF NOT EXISTS _reactor_data;
+REVOKE ALL ON SCHEMA _reactor_data FROM PUBLIC;
+CREATE OR REPLACE FUNCTION _reactor_data.checkpoint(grant_text text, signature bytea, payload bytea)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g    jsonb;
+    k    record;
+    head integer;
+    owner_org text;
+BEGIN
+    SELECT ikey, okey INTO k FROM _reactor_jobs.data_keys WHERE id = 1;
+    IF NOT FOUND OR signature IS NULL
+       OR sha256(k.okey || sha256(k.ikey || convert_to(grant_text, 'UTF8'))) <> signature THEN
+        RAISE EXCEPTION 'data checkpoint refused: the grant is not signed by the engine'
+            USING ERRCODE = 'RJ010';
+    END IF;
+    g := grant_text::jsonb;
+    IF encode(sha256(payload), 'hex') <> g ->> 'payload_sha256' THEN
+        RAISE EXCEPTION 'data checkpoint refused: the payload is not the granted one'
+            USING ERRCODE = 'RJ010';
+    END IF;
+    UPDATE _reactor_jobs.runs AS r
+       SET last_position = r.last_position + 1, updated_at = now()
+     WHERE r.run_id = g ->> 'run_id' AND r.org = g ->> 'org'
+       AND r.last_position = (g ->> 'expected')::integer
+       AND r.status = 'running'
+       AND r.attempt = (g ->> 'attempt')::integer
+       AND r.lease_owner = g ->> 'owner' AND r.lease_expires_at > now()
+    RETURNING r.last_position, r.org INTO head, owner_org;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run %: the attempt no longer owns the run at position %',
+            g ->> 'run_id', g ->> 'expected' USING ERRCODE = 'RJ003';
+    END IF;
+    INSERT INTO _reactor_jobs.journal (run_id, position, org, type, version, payload)
+    VALUES (g ->> 'run_id', head, owner_org, 'DataCalled', (g ->> 'version')::smallint, payload);
+    RETURN head;
+END
+$$;
+REVOKE ALL ON FUNCTION _reactor_data.checkpoint(text, bytea, bytea) FROM PUBLIC;
+
+INSERT INTO _reactor_jobs.schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;

@@ -8,6 +8,8 @@ import asyncio
 import asyncpg
 
 from reactor_jobs.config import Config
+from reactor_jobs.data.remote import RemoteData
+from reactor_jobs.data.service import DataService
 from reactor_jobs.database import DatabaseHealth, create_pool, resolve_database_url
 from reactor_jobs.engine.attempt import function_env
 from reactor_jobs.engine.hosts import HostPool
@@ -34,6 +36,10 @@ class Node:
         self.control = RunControl(pool, self.journal, self.registry)
         # Job code runs in function hosts, never in this process.
         self.hosts = HostPool(jobs.functions, env=function_env())
+        # Each org's own tables (the Data API, ctx.data), on connections of the org's role.
+        self.data = DataService(pool, url)
+        external = jobs.data.url
+        self.remote_data = RemoteData(external, jobs.data.api_key) if external else None
 
     @classmethod
     async def open(
@@ -63,7 +69,7 @@ class Node:
         serves: list[str] | None = None,
     ) -> Worker:
         jobs = self.config.jobs
-        return Worker(
+        worker = Worker(
             self.pool,
             self.journal,
             self.registry,
@@ -75,6 +81,8 @@ class Node:
             dsn=self.url,
             health=self.health,
         )
+        worker.attempt.data = self.remote_data or self.data
+        return worker
 
     async def run_worker(self, stop: asyncio.Event) -> None:
         await self.worker().run(stop)
@@ -91,5 +99,8 @@ class Node:
 
     async def close(self) -> None:
         await self.hosts.close()
+        await self.data.close()
+        if self.remote_data is not None:
+            await self.remote_data.close()
         await self.journal.close()
         await self.pool.close()

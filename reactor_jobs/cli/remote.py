@@ -141,6 +141,10 @@ def _handlers(command: str) -> Handler:
         from reactor_jobs.cli import jobs
 
         return jobs.COMMANDS[command]
+    if group == "data":
+        from reactor_jobs.cli import data
+
+        return data.COMMANDS[command]
     from reactor_jobs.cli import login
 
     return login.COMMANDS[command]

@@ -94,6 +94,27 @@ def add_remote_commands(commands: Commands) -> None:
     _add_functions(_group(commands, "functions", "functions on the server"))
     _add_jobs(_group(commands, "jobs", "jobs on the server: triggers, runs, DLQ, logs"))
     add_invitation_commands(commands)
+    _add_data(_group(commands, "data", "the org's own tables (the Data API)"))
+
+
+def _add_data(data: Commands) -> None:
+    sql = _leaf(data, "sql", "data sql", "run SQL (DDL) in the org's schema (org admin)")
+    source = sql.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", "-f", metavar="PATH", help="a .sql file ('-': stdin)")
+    source.add_argument("--sql", "-c", dest="sql_text", metavar="SQL", help="SQL text")
+    _leaf(data, "tables", "data tables", "the org's tables and their columns")
+    query = _leaf(data, "query", "data query", "rows of a table")
+    query.add_argument("table", metavar="TABLE")
+    query.add_argument("--select", default="*", help="columns: id,total or alias:column")
+    query.add_argument(
+        "--eq", action="append", default=[], metavar="COL=VALUE", help="col = value (repeat)"
+    )
+    query.add_argument(
+        "--filter", action="append", default=[], metavar="COL=OP.VALUE",
+        help="a PostgREST filter, e.g. total=gt.10 (repeat)",
+    )  # fmt: skip
+    query.add_argument("--order", help="e.g. id.desc")
+    query.add_argument("--limit", type=int)
 
 
 def add_org_commands(orgs: Commands) -> None:

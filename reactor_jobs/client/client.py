@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from reactor_jobs.client.auth import Auth
+from reactor_jobs.client.data import Data
 from reactor_jobs.client.functions import Events, Functions
 from reactor_jobs.client.jobs import Jobs
 from reactor_jobs.client.transport import Transport
@@ -18,6 +19,7 @@ class Client:
         self.jobs = Jobs(self._transport)
         self.functions = Functions(self._transport)
         self.events = Events(self._transport)
+        self.data = Data(self._transport)
 
     @property
     def url(self) -> str:

@@ -9,15 +9,19 @@ The worker is the only writer of the journal; the host only proposes (docs/host-
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from reactor_jobs.data.errors import DataError
+from reactor_jobs.data.request import DataRequest, checked
+from reactor_jobs.data.service import CheckpointFenced, DataService, Grant, Result
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine import policy
 from reactor_jobs.engine.claim import ClaimedRun
@@ -88,6 +92,17 @@ class RunStream:
                 raise LostOwnership(str(exc)) from exc
             return self.head
 
+    async def checkpointed(self, write: Callable[[int], Awaitable[int]]) -> int:
+        """A write that appends its own event in its own transaction (a ctx.data write
+        through the checkpoint function): given our head, it returns the new one."""
+        async with self._lock:
+            try:
+                head = await write(self.head)
+            except CheckpointFenced as exc:
+                raise LostOwnership(str(exc)) from exc
+            self.head = head
+            return head
+
 
 class _Ended(Exception):
     """The conversation is over with this outcome (already recorded)."""
@@ -111,6 +126,10 @@ class Attempt:
         self.journal, self.registry, self.hosts = journal, registry, hosts
         self.worker, self.sink = worker, sink
         self.fanout = FanOut(journal.pool, registry)
+        # ctx.data: the built-in Data service (a DataService) or an external one (RemoteData).
+        self.data: Any = None
+        # Tests: awaited between a checkpointed write and its checkpoint (a crash there).
+        self.before_checkpoint: Callable[[], Awaitable[None]] | None = None
         self._versions: OrderedDict[tuple[str, str, int], asyncio.Future[Any]] = OrderedDict()
 
     async def run(self, claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
@@ -240,6 +259,12 @@ class Attempt:
             next_attempt=state.attempt + 1,
         )
 
+    def data_calls(self) -> Any:
+        """The Data service ctx.data calls go to (the built-in one by default)."""
+        if self.data is None:
+            self.data = DataService(self.journal.pool)
+        return self.data
+
     def log(self, state: RunState, message: dict[str, Any]) -> None:
         if self.sink is None:
             return
@@ -317,6 +342,81 @@ class _Conversation:
         METRICS.step_duration.observe(duration / 1000)
         TRACING.step(current_attempt(), key, duration)
         return {}
+
+    async def _data(self, m: dict[str, Any]) -> dict[str, Any]:
+        """A ctx.data call. In a step: a plain call (at least once, nothing recorded).
+        Outside: a decision of its own, checked by the guard; a write through the built-in
+        Data API commits with its DataCalled event in one transaction (exactly once), any
+        other call is made and then recorded. Errors are answered, never nacked, so the SDK
+        raises them as DataRequestError with their code."""
+        try:
+            request = checked(msgspec.convert(m.get("request"), DataRequest))
+        except (msgspec.ValidationError, DataError) as exc:
+            return _data_error("bad_request", str(exc))
+        calls = self.attempt.data_calls()
+        org = self.state.org
+        if m.get("in_step") is True:
+            try:
+                result = await calls.execute(org, request)
+            except DataError as exc:
+                return _data_error(exc.code, exc.message)
+            return {"data": result.rows, "count": result.reported_count}
+        key, pos = m.get("name"), m.get("pos")
+        recorded = self.guard.check("data", key, pos)
+        if recorded is not None:
+            return {"data": recorded.output, "count": recorded.count}
+        assert isinstance(key, str) and isinstance(pos, int)
+        if key.split("#", 1)[0] != f"data:{request.target}":
+            raise ProtocolViolation(f"data call {key!r} does not name {request.target!r}")
+        try:
+            if request.writes and getattr(calls, "builtin", False):
+                result = await self._checkpointed(calls, request, key, pos)
+            else:
+                result = await calls.execute(org, request)
+                event = self._data_event(request, key, pos, result)
+                await self.stream.append([event])
+        except DataError as exc:
+            return _data_error(exc.code, exc.message)
+        except StepOutputError as exc:  # a result too large, or one holding NUL
+            return _data_error("payload_too_large", exc.message)
+        return {"data": result.rows, "count": result.reported_count}
+
+    def _data_event(
+        self, request: DataRequest, key: str, pos: int, result: Result
+    ) -> ev.DataCalled:
+        rows = to_json_value(result.rows, f"the result of {key}")
+        return ev.DataCalled(
+            name=key, request=request.audit(), rows=rows, count=result.reported_count, pos=pos
+        )
+
+    async def _checkpointed(
+        self, calls: DataService, request: DataRequest, key: str, pos: int
+    ) -> Result:
+        fence, state = self.stream.fence, self.state
+        done: list[Result] = []
+
+        async def write(head: int) -> int:
+            async def grant(result: Result) -> tuple[Grant, bytes]:
+                payload = ev.encode(self._data_event(request, key, pos, result))
+                if b"\\u0000" in payload:
+                    raise StepOutputError(f"the result of {key} contains a NUL character")
+                return Grant(
+                    run_id=state.run_id, org=state.org, expected=head,
+                    attempt=fence.attempt or 0, owner=fence.lease_owner or "",
+                    version=ev.DataCalled.VERSION,
+                    payload_sha256=hashlib.sha256(payload).hexdigest(), nonce=new_id("grant"),
+                ), payload  # fmt: skip
+
+            result, new_head = await calls.write_checkpointed(
+                state.org, request, grant, before_checkpoint=self.attempt.before_checkpoint
+            )
+            if new_head != head + 1:
+                raise LostOwnership(f"run {state.run_id}: head {new_head} after {head}")
+            done.append(result)
+            return new_head
+
+        await self.stream.checkpointed(write)
+        return done[0]
 
     async def _state(self, m: dict[str, Any]) -> dict[str, Any]:
         key = m.get("key")
@@ -401,7 +501,12 @@ _PROPOSALS = {
     "state": _Conversation._state,
     "emit": _Conversation._emit,
     "sleep": _Conversation._sleep,
+    "data": _Conversation._data,
 }
+
+
+def _data_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message[:4000]}}
 
 
 def invocation(state: RunState, fv: Any, *, env: Mapping[str, str]) -> dict[str, Any]:
@@ -413,6 +518,8 @@ def invocation(state: RunState, fv: Any, *, env: Mapping[str, str]) -> dict[str,
             entry.update({"failed": True} if d.failed else {"output": d.output})
         elif d.kind == "emit":
             entry["event_id"] = d.event_id
+        elif d.kind == "data":
+            entry.update(data=d.output, count=d.count)
         else:
             slept = state.sleeps.get(d.name)
             entry["done"] = bool(slept and slept.done)

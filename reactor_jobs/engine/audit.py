@@ -32,7 +32,7 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     checked: int  # decisions that matched
     job: str = ""
-    recorded: int = 0  # decisions in the recording (steps, emits, sleeps)
+    recorded: int = 0  # decisions in the recording (steps, emits, sleeps, data calls)
     events: int = 0  # journal events replayed
     divergence: str | None = None
     position: int | None = None
@@ -87,6 +87,8 @@ class _Replay:
         recorded = self._check(kind, m)
         if kind == "step":
             return {"output": recorded.output}
+        if kind == "data":  # the recorded rows: what the run read or wrote
+            return {"data": recorded.output, "count": recorded.count}
         if kind == "emit":
             if to_json_value(m.get("payload"), "payload") != recorded.output:
                 raise _Report(
@@ -107,7 +109,9 @@ class _Replay:
             m = await self.channel.receive()
             if m["t"] == "done":
                 return m
-            if m["t"] in ("step", "emit", "sleep", "state"):
+            if m["t"] == "data" and m.get("in_step"):  # steps never run in a replay
+                self.channel.send({"t": "ack", "req": m.get("req"), "data": None, "count": 0})
+            elif m["t"] in ("step", "emit", "sleep", "state", "data"):
                 self.channel.send({"t": "ack", "req": m.get("req"), **self._answer(m)})
 
     def judge(self, done: dict[str, Any]) -> _Report:

@@ -118,6 +118,19 @@ class SleepScheduled(_Event, frozen=True, tag="SleepScheduled"):
     pos: int | None = None
 
 
+class DataCalled(_Event, frozen=True, tag="DataCalled"):
+    """A ctx.data call made outside any step, with its result: a retry or a resume returns
+    these rows instead of calling again, and an auditor sees what the run read or wrote.
+    `name` is `data:<table>` (or `data:rpc/<function>`), `#n` from the second use on;
+    `request` is what was asked (method, table, filters, Prefer; never a body or a key)."""
+
+    name: str
+    request: dict[str, Any]
+    rows: Any = None
+    count: int | None = None
+    pos: int | None = None
+
+
 class SleepCompleted(_Event, frozen=True, tag="SleepCompleted"):
     name: str
 
@@ -187,6 +200,7 @@ Event = (
     | StateSet
     | Emitted
     | SleepScheduled
+    | DataCalled
     | SleepCompleted
     | Failed
     | RetryScheduled
@@ -210,6 +224,7 @@ EVENT_TYPES: dict[str, type[_Event]] = {
         StateSet,
         Emitted,
         SleepScheduled,
+        DataCalled,
         SleepCompleted,
         Failed,
         RetryScheduled,

@@ -22,11 +22,12 @@ class Sleep(msgspec.Struct, kw_only=True):
 class Decision(msgspec.Struct, kw_only=True):
     """One call the code made that a replay must make again: kind, name and place."""
 
-    kind: str  # step | emit | sleep
-    name: str  # the step or sleep key, the emit's topic
+    kind: str  # step | emit | sleep | data
+    name: str  # the step or sleep key, the emit's topic, a data call's data:<table>#n
     pos: int  # place in the code's call order
     position: int  # journal position of the event that recorded it
-    output: Any = None  # a step's output, an emit's payload
+    output: Any = None  # a step's output, an emit's payload, a data call's rows
+    count: int | None = None  # a data call's row count
     failed: bool = False  # a step that raised: it never completed
     event_id: str | None = None  # an emit's id
 
@@ -157,6 +158,13 @@ def _emitted(s: RunState, e: ev.Emitted, at: datetime) -> None:
     _decide(s, emit, e.pos)
 
 
+def _data_called(s: RunState, e: ev.DataCalled, at: datetime) -> None:
+    # Shown among the steps (`data:orders`): a recorded result, returned on replay.
+    s.steps[e.name] = {"rows": e.rows, "count": e.count}
+    call = Decision(kind="data", name=e.name, pos=0, position=0, output=e.rows, count=e.count)
+    _decide(s, call, e.pos)
+
+
 def _sleep_scheduled(s: RunState, e: ev.SleepScheduled, at: datetime) -> None:
     wake_at = e.wake_at or _after(at, e.delay_ms)
     s.sleeps[e.name] = Sleep(wake_at=wake_at)
@@ -235,6 +243,7 @@ _FOLDS: dict[type, Callable[[RunState, Any, datetime], None]] = {
     ev.StateSet: _state_set,
     ev.Emitted: _emitted,
     ev.SleepScheduled: _sleep_scheduled,
+    ev.DataCalled: _data_called,
     ev.SleepCompleted: _sleep_completed,
     ev.Failed: _failed,
     ev.RetryScheduled: _retry_scheduled,

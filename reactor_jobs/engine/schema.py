@@ -8,7 +8,7 @@ import asyncpg
 
 from reactor_jobs.engine.errors import SchemaTooNew
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Any constant works; it only keeps two starting processes from migrating at once.
 _MIGRATE_LOCK = 7_242_001
 

@@ -25,12 +25,12 @@ import msgspec
 from reactor_jobs.engine import events as ev
 from reactor_jobs.functions.errors import NonRetryableError
 from reactor_jobs.functions.values import (
-    DataClientUnavailable,
     StepOutputError,
     check_name,
     parse_duration,
     to_json_value,
 )
+from reactor_jobs.hosts.sdk_data import DataClient, DataRequestError, DataResult
 
 T = TypeVar("T")
 current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -165,6 +165,7 @@ class JobContext:
         self._replay = bool(invocation.get("replay"))
         self._uses: dict[str, int] = {}
         self._pos = 0
+        self._data = DataClient(self._data_call)
 
     def _replaying(self) -> bool:
         """Decisions recorded by an earlier execution lie ahead: this code ran before."""
@@ -175,8 +176,35 @@ class JobContext:
         return current_step.get()
 
     @property
-    def data(self) -> Any:
-        raise DataClientUnavailable()
+    def data(self) -> DataClient:
+        """The Data client over the org's own tables (postgrest-py's builder)."""
+        return self._data
+
+    async def _data_call(self, request: dict[str, Any]) -> DataResult:
+        """Outside a step: a durable decision (recorded, answered from the recording on a
+        retry). Inside one: a plain call, made again if the step runs again."""
+        target = request.get("table") or f"rpc/{request.get('rpc')}"
+        name = f"data:{target}"
+        body = request.get("body")
+        if body is not None:
+            request["body"] = to_json_value(body, f"the body of {name}")
+        if current_step.get() is not None:
+            answer = await self.channel.propose(
+                {"t": "data", "in_step": True, "name": name, "request": request}
+            )
+        else:
+            key = self._key(name, "data")
+            pos, recorded = self._take("data", key)
+            if recorded is not None:
+                return DataResult(recorded.get("data"), recorded.get("count"))
+            message = {"t": "data", "pos": pos, "name": key, "request": request}
+            if self._replay:
+                message["replay"] = True
+            answer = await self.channel.propose(message)
+        error = answer.get("error")
+        if isinstance(error, dict):
+            raise DataRequestError(str(error.get("code")), str(error.get("message")))
+        return DataResult(answer.get("data"), answer.get("count"))
 
     def _key(self, name: str, kind: str) -> str:
         check_name(name, kind)

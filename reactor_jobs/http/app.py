@@ -15,6 +15,7 @@ from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import Config
 from reactor_jobs.http import (
     audit_routes,
+    data_routes,
     dlq_routes,
     events_routes,
     functions_routes,
@@ -125,8 +126,11 @@ def create_app(node: Node, config: Config) -> web.Application:
         assert route.handle is not None
         app.router.add_route(route.method, route.path, route.handle)
     add_auth_routes(app, auth)
+    for route in data_routes.ROUTES:  # beside the jobs API: the org's own tables
+        assert route.handle is not None
+        app.router.add_route(route.method, route.path, route.handle)
     add_console(app)  # the web console at /console/, outside the OpenAPI document
-    app[OPENAPI] = build_document([*table, *AUTH_DOCS])
+    app[OPENAPI] = build_document([*table, *AUTH_DOCS, *data_routes.ROUTES])
     app.on_response_prepare.append(add_response_headers)
     app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_close_auth(auth))

@@ -238,7 +238,7 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                     "fanout": 0,
                 }
             )
-        case _:  # StepCompleted, StepFailed, StateSet: history only, the row just moves on
+        case _:  # StepCompleted, StepFailed, StateSet, DataCalled: history only, the row moves on
             pass
 
 

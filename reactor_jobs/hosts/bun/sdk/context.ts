@@ -2,10 +2,11 @@
 // calls locally (docs/host-protocol.md, "The SDK answers recorded calls locally") and sends
 // every new decision through a Channel: the host's attempt, or a fake in tests.
 
+import { AsyncLocalStorage } from "node:async_hooks";
+import { DataClient, DataRequestError, type DataRequest, type DataResult } from "./data.ts";
 import { parseDuration, type Duration } from "./duration.ts";
 import {
   AttemptSignal,
-  DataClientUnavailable,
   describeError,
   isAttemptSignal,
   type ErrorInfo,
@@ -15,7 +16,8 @@ import { jsonEqual, toJsonValue } from "./json.ts";
 export type Recorded =
   | { kind: "step"; name: string; output?: unknown; failed?: boolean }
   | { kind: "emit"; name: string; event_id: string }
-  | { kind: "sleep"; name: string; done?: boolean };
+  | { kind: "sleep"; name: string; done?: boolean }
+  | { kind: "data"; name: string; data?: unknown; count?: number | null };
 
 export type Proposal =
   | { t: "step"; pos: number; name: string; output: unknown; duration_ms: number }
@@ -25,7 +27,9 @@ export type Proposal =
   | { t: "state"; key: string; deleted: true }
   | { t: "emit"; pos: number; name: string; payload: unknown }
   | { t: "sleep"; pos: number; name: string; ms: number; replay?: boolean }
-  | { t: "sleep"; pos: number; name: string; until: string; replay?: boolean };
+  | { t: "sleep"; pos: number; name: string; until: string; replay?: boolean }
+  | { t: "data"; pos: number; name: string; request: DataRequest; replay?: boolean }
+  | { t: "data"; in_step: true; name: string; request: DataRequest };
 
 export interface Ack {
   event_id?: string;
@@ -33,7 +37,14 @@ export interface Ack {
   output?: unknown;
   /** A sleep that is already over: go on instead of suspending. */
   resume?: boolean;
+  /** A data call's rows and count, or the error the Data API answered. */
+  data?: unknown;
+  count?: number | null;
+  error?: { code: string; message: string };
 }
+
+/** Which step the current code runs in (data calls inside a step are plain calls). */
+const inStep = new AsyncLocalStorage<string>();
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
@@ -161,6 +172,7 @@ export class JobContext {
   readonly #recorded: Recorded[];
   readonly #replay: boolean;
   readonly #uses = new Map<string, number>();
+  readonly #data: DataClient;
   #position = 0;
 
   constructor(init: ContextInit) {
@@ -175,11 +187,34 @@ export class JobContext {
     this.#replay = init.replay ?? false;
     this.state = new RunState(init.state ?? {}, init.channel);
     this.log = new RunLog(init.channel);
+    this.#data = new DataClient((request) => this.#dataCall(request));
   }
 
-  /** The spec's Data client: not built yet. */
-  get data(): never {
-    throw new DataClientUnavailable();
+  /** The Data client over the org's own tables (postgrest-js's builder). */
+  get data(): DataClient {
+    return this.#data;
+  }
+
+  async #dataCall(request: DataRequest): Promise<DataResult> {
+    const name = `data:${request.table ?? `rpc/${request.rpc}`}`;
+    if (request.body !== undefined) request.body = toJsonValue(request.body, `the body of ${name}`);
+    let ack: Ack;
+    if (inStep.getStore() !== undefined) {
+      ack = await this.#channel.propose({ t: "data", in_step: true, name, request });
+    } else {
+      const key = this.#key(name, "data");
+      const pos = this.#position++;
+      const recorded = this.#take(pos);
+      if (recorded?.kind === "data" && recorded.name === key) {
+        return { data: recorded.data ?? null, count: recorded.count ?? null, error: null };
+      }
+      const proposal: Proposal = this.#replay
+        ? { t: "data", pos, name: key, request, replay: true }
+        : { t: "data", pos, name: key, request };
+      ack = await this.#channel.propose(proposal);
+    }
+    if (ack.error) throw new DataRequestError(ack.error.code, ack.error.message);
+    return { data: ack.data ?? null, count: ack.count ?? null, error: null };
   }
 
   /** Run fn once per run: a recorded output is returned without calling fn again. */
@@ -197,7 +232,7 @@ export class JobContext {
     const started = performance.now();
     let output: T;
     try {
-      output = await this.#channel.runStep(key, fn);
+      output = await this.#channel.runStep(key, () => inStep.run(key, fn));
     } catch (err) {
       if (!isAttemptSignal(err)) {
         await this.#channel.propose({ t: "step", pos, name: key, error: this.#channel.describe(err) });
@@ -255,7 +290,7 @@ export class JobContext {
     return this.#replay ? undefined : this.#recorded[pos];
   }
 
-  #key(name: string, kind: "step" | "sleep"): string {
+  #key(name: string, kind: "step" | "sleep" | "data"): string {
     checkName(name, kind);
     const uses = (this.#uses.get(`${kind}:${name}`) ?? 0) + 1;
     this.#uses.set(`${kind}:${name}`, uses);

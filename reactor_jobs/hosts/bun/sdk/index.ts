@@ -15,6 +15,14 @@ export {
   type Recorded,
   type RunInfo,
 } from "./context.ts";
+export {
+  DataClient,
+  DataQuery,
+  DataRequestError,
+  DataTable,
+  type DataRequest,
+  type DataResult,
+} from "./data.ts";
 export { MAX_SLEEP_MS, parseDuration, type Duration } from "./duration.ts";
 export {
   AttemptSignal,
