@@ -442,5 +442,9 @@ async def run_scenario(cluster: Cluster, name: str) -> Figures:
         except BaseException:
             print(the_rig.logs()[-6000:])
             raise
+        for n, proc in enumerate(the_rig.procs):  # exited by itself: show why
+            if proc.returncode not in (None, 0, -signal.SIGKILL, -signal.SIGTERM):
+                print(f"process {n} exited {proc.returncode}:")
+                print(the_rig.log_path(n).read_text(errors="replace")[-4000:])
     figures["scenario time"] = (time.monotonic() - started, "s")
     return figures
