@@ -13,6 +13,7 @@ import asyncpg
 from bench import audit, execution, journal
 from bench import cron as cron_bench
 from bench import faults as faults_bench
+from bench import hosts as hosts_bench
 from bench import http as http_bench
 from bench.database import bench_database, server_url
 
@@ -29,7 +30,7 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "http", "audit", "cron", "faults")
+GROUPS = ("journal", "execution", "hosts", "http", "audit", "cron", "faults")
 
 
 async def _group(
@@ -44,6 +45,10 @@ async def _group(
     if name == "execution":
         cfg = execution.Config(runs=args.runs, concurrency=args.concurrency, finished=args.finished)
         more, notes = await execution.execution_figures(pool, cfg, args.seconds)
+        return list(more), notes
+    if name == "hosts":
+        hosts_cfg = hosts_bench.Config(runs=args.runs, concurrency=args.concurrency)
+        more, notes = await hosts_bench.hosts_figures(pool, hosts_cfg, args.seconds)
         return list(more), notes
     if name == "http":
         more, notes = await http_bench.http_figures(
@@ -84,9 +89,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each rate test")
     parser.add_argument("--only", choices=GROUPS, help="run one group")
-    parser.add_argument("--runs", type=int, default=20_000, help="no-op runs in figures 1 and 5")
     parser.add_argument(
-        "--concurrency", type=int, default=256, help="worker concurrency (figures 1, 2, 4, 5)"
+        "--runs", type=int, default=20_000, help="no-op runs in figures 1, 5 and H1"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=256,
+        help="worker concurrency (figures 1, 2, 4, 5, H1, H2)",
     )
     parser.add_argument(
         "--finished",

@@ -1,6 +1,7 @@
 """Audit benchmarks: replay-check throughput through a real Python bundle (bench/bundles/
-ledger) over runs a worker recorded, verify-all throughput over the live journal, and one
-10,000-event run replay-checked, printed beside decoding and folding the same stream."""
+ledger, in the session's function host, as `runs replay` does) over runs a worker recorded,
+verify-all throughput over the live journal, and one 10,000-event run replay-checked,
+printed beside decoding and folding the same stream."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from bench.harness import BUNDLES, ORG, Bench, Row, Session, bench, met, ms
 from reactor_jobs.engine import events as ev
 from reactor_jobs.engine.audit import replay_check
 from reactor_jobs.engine.auditor import Auditor
+from reactor_jobs.engine.hosts import Host
 from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import AppendRequest, RecordedEvent, to_recorded
 from reactor_jobs.engine.replay import fold
 from reactor_jobs.functions.bundle import pack_dir
-from reactor_jobs.functions.runtime import Handler
+from reactor_jobs.functions.records import FunctionVersion
 
 FUNCTION = "ledger"
 STATE_EVERY, EMIT_EVERY = 10, 25  # as in bench/bundles/ledger
@@ -107,7 +109,7 @@ async def recorded_runs(b: Bench, s: Session) -> list[str]:
 
 
 async def throughput_rows(
-    auditor: Auditor, handler: Handler, s: Session, ids: list[str]
+    auditor: Auditor, host: Host, fv: FunctionVersion, s: Session, ids: list[str]
 ) -> list[Row]:
     records = [await s.journal.read_stream(run_id) for run_id in ids]
     events = sum(len(r) for r in records)
@@ -119,7 +121,7 @@ async def throughput_rows(
 
     async def in_memory() -> None:
         for stream in records:
-            report = await replay_check(stream, handler, version=1)
+            report = await replay_check(stream, host, fv, version=1)
             assert report.ok, report
 
     read_and_check = min(await timed(3, from_postgres))
@@ -134,7 +136,7 @@ async def throughput_rows(
     ]  # fmt: skip
 
 
-async def long_run_rows(auditor: Auditor, handler: Handler, s: Session) -> list[Row]:
+async def long_run_rows(auditor: Auditor, host: Host, fv: FunctionVersion, s: Session) -> list[Row]:
     run_id = await long_run(s, LONG_EVENTS)
     rows = await s.pool.fetch(_ROWS, run_id)
     stream: list[RecordedEvent] = to_recorded(rows)
@@ -147,7 +149,7 @@ async def long_run_rows(auditor: Auditor, handler: Handler, s: Session) -> list[
         assert report.ok and report.events == LONG_EVENTS, report
 
     async def check_only() -> None:
-        assert (await replay_check(stream, handler, version=1)).ok
+        assert (await replay_check(stream, host, fv, version=1)).ok
 
     full = await timed(7, read_and_check)
     only = min(await timed(7, check_only))
@@ -185,9 +187,10 @@ async def verify_rows(s: Session) -> list[Row]:
 async def audit_figures(pool: asyncpg.Pool) -> list[Row]:
     async with bench(pool) as b, b.session() as s:
         ids = await recorded_runs(b, s)
-        auditor = Auditor(s.journal, s.registry, b.runtimes)
-        handler = await b.runtimes.load(await s.registry.get_version(ORG, FUNCTION, 1))
-        rows = await throughput_rows(auditor, handler, s, ids)
-        rows += await long_run_rows(auditor, handler, s)
+        auditor = Auditor(s.journal, s.registry, s.hosts)
+        fv = await s.registry.get_version(ORG, FUNCTION, 1)
+        host = await s.hosts.host(ORG, fv.runtime)  # the one the worker used, and the auditor
+        rows = await throughput_rows(auditor, host, fv, s, ids)
+        rows += await long_run_rows(auditor, host, fv, s)
         rows += await verify_rows(s)
     return rows

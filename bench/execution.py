@@ -1,4 +1,5 @@
-"""Execution benchmarks: runs through a real Worker in this process, against raw commits.
+"""Execution benchmarks: runs through a real Worker in this process (job code in its
+function hosts), against raw commits.
 
 Every figure runs in its own Session (its own pool, closed at the end, so the commit
 counts of pg_stat_database are complete). Times of runs come from the journal's
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from bench import probe
 from bench.finished import load_finished
 from bench.harness import (
     JOB_MAX_CONCURRENCY,
@@ -21,6 +21,7 @@ from bench.harness import (
     TRIGGER_CHUNK,
     Bench,
     Row,
+    attempt_ends,
     bench,
     met,
     ms,
@@ -30,7 +31,10 @@ from bench.journal import raw_insert_rate
 from bench.machine import Meter, Usage
 
 _LATENESS = """
-SELECT extract(epoch FROM a.recorded_at - (s.data->>'wake_at')::timestamptz) AS late
+SELECT extract(epoch FROM a.recorded_at
+                          - coalesce((s.data->>'wake_at')::timestamptz,
+                                     s.recorded_at + (s.data->>'delay_ms')::bigint
+                                                     * interval '1 millisecond')) AS late
   FROM _reactor_jobs.journal AS s
   JOIN LATERAL (SELECT recorded_at FROM _reactor_jobs.journal AS a
                  WHERE a.run_id = s.run_id AND a.position > s.position
@@ -60,7 +64,10 @@ class Config:
         c = self.concurrency
         return [
             "Execution settings. One Worker per figure, in the bench process, on its own asyncpg"
-            " pool (max 24); Journal defaults (group commit max_batch 512, 2 in flight);",
+            " pool (max 24) and HostPool (HostSettings() defaults: job code in a python host"
+            " per org);",
+            "  the host started and the bundle loaded before the worker starts (figures 1, 2, 5);"
+            " Journal defaults (group commit max_batch 512, 2 in flight);",
             f"  lease 30 s; poll 1000 ms (the default); jobs: max_concurrency"
             f" {JOB_MAX_CONCURRENCY:,} (server cap raised from the spec's 10), max_attempts 1;",
             f"  worker concurrency {c} (raised from the spec's 4) except where noted; bulk"
@@ -72,14 +79,19 @@ class Config:
             " is closed first so every backend flushed its counts), less the bench's own polls;",
             "     writes: transaction ids consumed; journal rows: rows of these runs / runs.",
             f"  2. {self.step_runs:,} steps5 runs (five async steps); latency timed in the bundle"
-            " around each cache-miss `await ctx.step(...)`; raw commit = 1 / raw(1) rate;",
+            " (in the host) around each cache-miss `await ctx.step(...)`, returned as the run's"
+            " output; raw commit = 1 / raw(1) rate;",
             f"     'one run at a time': {self.alone_runs} runs through a worker of concurrency 1.",
             f"  3. {self.latency_runs} runs, RunControl.trigger one at a time, worker concurrency 4"
             " and idle (poll 1000 ms, so NOTIFY must wake it); perf_counter from just before",
-            "     trigger() to the noop body's first line (in-process probe).",
+            "     trigger() to the noop body's first line (the bundle returns its perf_counter"
+            " there: CLOCK_MONOTONIC, one clock for the bench and its hosts);",
+            "     one run first, not counted, starts the host and loads the bundle (cold starts:"
+            " see the hosts group).",
             f"  4. {self.sleep_runs} sleeper runs, ctx.sleep of 1.00-1.99 s spread evenly, all"
             " triggered at once; lateness = recorded_at of the first StepCompleted after the"
-            " sleep - SleepScheduled.wake_at.",
+            " sleep - the wake time (SleepScheduled's recorded_at + delay_ms, as the engine"
+            " computes it).",
         ] + (
             [
                 f"  5. {self.finished:,} completed noop runs generated in SQL into a job (see"
@@ -100,7 +112,7 @@ class Throughput:
     cpu: Usage | None
 
 
-async def _noop_throughput(
+async def noop_throughput(
     b: Bench, job: str, n: int, concurrency: int, *, create_job: bool = True
 ) -> Throughput:
     """Bulk-trigger n noop runs, then one worker until all completed."""
@@ -109,6 +121,7 @@ async def _noop_throughput(
         if create_job:
             await s.job(job, "noop")
         ids = await s.trigger_bulk(job, [None] * n)
+        await s.warm("noop")
         meter = Meter(b.database)
         async with s.worker(concurrency):
             await s.wait_finished(job, timeout=600)
@@ -126,15 +139,16 @@ async def _noop_throughput(
     )
 
 
-def _cpu_row(label: str, t: Throughput) -> list[Row]:
+def cpu_row(label: str, t: Throughput) -> list[Row]:
     u = t.cpu
     if u is None:
         return []
     return [
         (
             f"{label}: CPU per run while the worker ran",
-            f"this process {u.me / t.runs * 1e6:.0f} us, Postgres {u.postgres / t.runs * 1e6:.0f}"
-            f" us; idle {u.idle / (u.wall * u.cores):.0%}, other processes"
+            f"this process {u.me / t.runs * 1e6:.0f} us, hosts {u.hosts / t.runs * 1e6:.0f} us,"
+            f" Postgres {u.postgres / t.runs * 1e6:.0f} us; idle"
+            f" {u.idle / (u.wall * u.cores):.0%}, other processes"
             f" {u.other / (u.wall * u.cores):.0%} of {u.cores} cores",
             "",
             "",
@@ -158,34 +172,37 @@ def _throughput_rows(t: Throughput, raw1: float, raw16: float, label: str) -> li
             "<= 0.3",
             met(t.commits_per_run <= 0.3),
         ),
-        *_cpu_row(label, t),
+        *cpu_row(label, t),
     ]
 
 
-async def _step_latencies(b: Bench, job: str, runs: int, concurrency: int) -> list[str]:
-    """Run `runs` steps5 runs with one worker; their ids (timings land in probe)."""
+async def step_latencies(
+    b: Bench, job: str, runs: int, concurrency: int
+) -> tuple[list[str], list[float]]:
+    """Run `runs` steps5 runs with one worker; their ids and the durations of their
+    cache-miss steps (each run's output), in seconds."""
     async with b.session() as s:
         await s.job(job, "steps5")
         ids = await s.trigger_bulk(job, [None] * runs)
+        await s.warm("steps5")
         async with s.worker(concurrency):
             await s.wait_finished(job, timeout=600, every=0.02)
-    return ids
+        outputs = await s.outputs(ids)
+    seconds = [float(t) for run_id in ids for t in outputs.get(run_id) or []]
+    if len(seconds) != 5 * runs:
+        raise RuntimeError(
+            f"the steps5 runs reported {len(seconds)} cache-miss steps, not {5 * runs}"
+        )
+    return ids, seconds
 
 
 async def steps_figures(b: Bench, cfg: Config, raw1: float) -> list[Row]:
     """5-step runs, all at once: steps/s and checkpoint latency (timed in the bundle); then
     the same latency with one run at a time, for the unloaded cost of a checkpoint."""
-    probe.reset()
-    ids = await _step_latencies(b, "steps5", cfg.step_runs, cfg.concurrency)
+    ids, loaded = await step_latencies(b, "steps5", cfg.step_runs, cfg.concurrency)
     span = await b.span(ids)
     steps = 5 * cfg.step_runs
-    loaded = list(probe.step_seconds)
-    probe.reset()
-    await _step_latencies(b, "steps5-alone", cfg.alone_runs, 1)
-    alone = list(probe.step_seconds)
-    probe.reset()
-    if len(loaded) != steps or len(alone) != 5 * cfg.alone_runs:
-        raise RuntimeError("the steps5 bundle did not report every step")
+    _, alone = await step_latencies(b, "steps5-alone", cfg.alone_runs, 1)
     raw = 1 / raw1
     rate = steps / span.seconds
 
@@ -216,36 +233,27 @@ async def steps_figures(b: Bench, cfg: Config, raw1: float) -> list[Row]:
 
 
 async def latency_figures(b: Bench, cfg: Config) -> list[Row]:
-    """One run at a time into an idle worker (poll 1000 ms: LISTEN/NOTIFY must wake it)."""
-    starts: dict[str, float] = {}
-    arrived = asyncio.Event()
-
-    def on_start(run_id: str, at: float) -> None:
-        starts[run_id] = at
-        arrived.set()
-
-    probe.reset()
-    probe.on_start = on_start
-    gaps: list[float] = []
+    """One run at a time into an idle worker (poll 1000 ms: LISTEN/NOTIFY must wake it).
+    The noop bundle returns perf_counter at its first line; the outputs are read after."""
+    before: dict[str, float] = {}
     ids: list[str] = []
     async with b.session() as s:
         await s.job("latency", "noop")
         async with s.worker(concurrency=4, poll_ms=1000) as worker:
+            ended = attempt_ends(worker)
+            warm = (await s.control.trigger(ORG, "latency")).id  # starts the host, loads
+            await ended.wait_for(warm)
             await asyncio.sleep(0.5)  # the LISTEN connection is up; the worker is idle
             for _ in range(cfg.latency_runs):
-                before = time.perf_counter()
+                sent = time.perf_counter()
                 run_id = (await s.control.trigger(ORG, "latency")).id
-                async with asyncio.timeout(5):
-                    while run_id not in starts:
-                        arrived.clear()
-                        await arrived.wait()
-                gaps.append(starts[run_id] - before)
+                before[run_id] = sent
                 ids.append(run_id)
-                while worker.tasks:  # let it finish and go idle again
-                    await asyncio.sleep(0.002)
+                await ended.wait_for(run_id)  # the attempt is over: the worker is idle again
                 await asyncio.sleep(0.02)
             await s.wait_finished("latency", timeout=30)
-    probe.reset()
+        outputs = await s.outputs(ids)
+    gaps = [float(outputs[run_id]) - before[run_id] for run_id in ids]
     db_gaps = [float(r["gap"]) for r in await b.pool.fetch(_START_GAPS, ids)]
     p50, p99 = percentile(gaps, 50), percentile(gaps, 99)
     return [
@@ -266,7 +274,7 @@ async def latency_figures(b: Bench, cfg: Config) -> list[Row]:
 
 
 async def sleep_figures(b: Bench, cfg: Config) -> list[Row]:
-    """Runs sleeping 1-2 s: the first step after the wake vs the recorded wake_at."""
+    """Runs sleeping 1-2 s: the first step after the wake vs the recorded wake time."""
     n = cfg.sleep_runs
     payloads = [{"seconds": 1 + i / n} for i in range(n)]
     async with b.session() as s:
@@ -293,7 +301,7 @@ async def finished_figures(b: Bench, cfg: Config, empty: Throughput) -> list[Row
         await s.job("noop-full", "noop")
     async with b.pool.acquire() as conn:
         timings = await load_finished(conn, ORG, "noop-full", "noop", cfg.finished)
-    full = await _noop_throughput(b, "noop-full", cfg.runs, cfg.concurrency, create_job=False)
+    full = await noop_throughput(b, "noop-full", cfg.runs, cfg.concurrency, create_job=False)
     ratio = full.per_second / empty.per_second
     return [
         (
@@ -309,7 +317,7 @@ async def finished_figures(b: Bench, cfg: Config, empty: Throughput) -> list[Row
             ">= 0.9x figure 1",
             met(ratio >= 0.9),
         ),
-        *_cpu_row("5. no-op runs", full),
+        *cpu_row("5. no-op runs", full),
     ]
 
 
@@ -323,7 +331,7 @@ async def execution_figures(
         ("reference for 1-5: raw single-row INSERT commits, 16 conns", f"{raw16:,.0f} /s", "", ""),
     ]
     async with bench(pool) as b:
-        empty = await _noop_throughput(b, "noop-empty", cfg.runs, cfg.concurrency)
+        empty = await noop_throughput(b, "noop-empty", cfg.runs, cfg.concurrency)
         rows += _throughput_rows(empty, raw1, raw16, "1. no-op runs")
         rows += await steps_figures(b, cfg, raw1)
         rows += await latency_figures(b, cfg)

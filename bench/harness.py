@@ -1,5 +1,8 @@
 """The engine wired up for benchmarks: bench bundles deployed, one job per figure, a worker
-running in this process (so bench bundles can report timings through bench.probe)."""
+running in this process with its own function hosts (HostPool, HostSettings() defaults).
+
+Job code runs in host processes, so bench bundles report timings through what the engine
+records: their output (the runs projection's output column), read back after the runs."""
 
 from __future__ import annotations
 
@@ -13,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
-from bench import probe  # noqa: F401  (bench bundles find it in sys.modules)
 from bench.database import database_url
 from reactor_jobs.database import create_pool
+from reactor_jobs.engine.attempt import Outcome, RunStream, function_key
+from reactor_jobs.engine.claim import ClaimedRun
+from reactor_jobs.engine.hosts import HostPool, HostSettings
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.functions.runtime import Runtimes
 
 ORG = "bench"
 BUNDLES = Path(__file__).resolve().parent / "bundles"
@@ -55,6 +60,9 @@ SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_databas
            AS commits,
        pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xids
 """
+_OUTPUTS = """
+SELECT run_id, output FROM _reactor_jobs.runs WHERE run_id = ANY($1::text[])
+"""
 _SPAN = """
 SELECT min(j.recorded_at) FILTER (WHERE j.type = 'AttemptStarted') AS first_claim,
        max(j.recorded_at) FILTER (WHERE j.type = 'Completed') AS last_done,
@@ -80,10 +88,12 @@ class Span:
 
 class Session:
     """One figure's engine: its own pool (closed at the end, so its backends' statistics
-    are flushed), journal, registry and run control; workers run in this process."""
+    are flushed), journal, registry, run control and function hosts (one HostPool, as a
+    worker process has; closed at the end); workers run in this process."""
 
-    def __init__(self, pool: asyncpg.Pool, runtimes: Runtimes) -> None:
-        self.pool, self.runtimes = pool, runtimes
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.hosts = HostPool(HostSettings())
         self.journal = Journal(pool)
         self.registry = Registry(pool, max_concurrency_cap=CONCURRENCY_CAP)
         self.control = RunControl(pool, self.journal, self.registry)
@@ -101,16 +111,31 @@ class Session:
             ids += await self.control.trigger_many(ORG, job, payloads[i : i + TRIGGER_CHUNK])
         return ids
 
+    async def warm(self, function: str) -> None:
+        """Start the org's host and load `function` into it before a worker runs, so a
+        figure measures runs, not the host's cold start (the hosts group measures that)."""
+        fv = await self.registry.get_version(ORG, function, 1)  # Bench.setup deployed v1
+        self.polls += 1
+        host = await self.hosts.host(ORG, fv.runtime)
+        await host.load(function_key(fv), fv)
+
+    async def outputs(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        """The runs' outputs (what their code returned), by run id."""
+        rows = await self.pool.fetch(_OUTPUTS, list(run_ids))
+        return {r["run_id"]: _json(r["output"]) for r in rows}
+
     @asynccontextmanager
-    async def worker(self, concurrency: int, poll_ms: int = 1000) -> AsyncIterator[Worker]:
+    async def worker(
+        self, concurrency: int, poll_ms: int = 1000, hosts: HostPool | None = None
+    ) -> AsyncIterator[Worker]:
+        """A worker on this session's hosts (or on `hosts`), stopped at the end."""
         worker = Worker(
             self.pool,
             self.journal,
             self.registry,
-            self.runtimes,
+            hosts or self.hosts,
             concurrency=concurrency,
             poll_ms=poll_ms,
-            env={},
         )
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop, grace=10))
@@ -130,13 +155,40 @@ class Session:
                 await asyncio.sleep(every)
 
 
+class Ends:
+    """Attempts of one worker that have ended, by run id (wraps its Attempt.run)."""
+
+    def __init__(self) -> None:
+        self.ended: set[str] = set()
+        self.changed = asyncio.Event()
+
+    async def wait_for(self, run_id: str, timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while run_id not in self.ended:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def attempt_ends(worker: Worker) -> Ends:
+    ends, run = Ends(), worker.attempt.run
+
+    async def tracked(claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
+        try:
+            return await run(claimed, streams)
+        finally:
+            ends.ended.add(claimed.run_id)
+            ends.changed.set()
+
+    worker.attempt.run = tracked  # type: ignore[method-assign]
+    return ends
+
+
 class Bench:
     """The bench database with the bench bundles deployed; a Session per figure."""
 
     def __init__(self, pool: asyncpg.Pool, database: str, cache_dir: Path) -> None:
         self.pool, self.database, self.url = pool, database, database_url(database)
         self.tmp = cache_dir  # the bench's scratch folder, removed at the end
-        self.runtimes = Runtimes(cache_dir)
 
     async def setup(self) -> None:
         registry = Registry(self.pool, max_concurrency_cap=CONCURRENCY_CAP)
@@ -150,10 +202,11 @@ class Bench:
         pool = await create_pool(
             self.url, min_size=2, max_size=max_size, application_name=SESSION_APP
         )
-        session = Session(pool, self.runtimes)
+        session = Session(pool)
         try:
             yield session
         finally:
+            await session.hosts.close()
             await session.journal.close()
             await pool.close()
 
@@ -200,6 +253,11 @@ async def bench(pool: asyncpg.Pool) -> AsyncIterator[Bench]:
 
 
 Row = tuple[str, str, str, str]  # figure, measured, goal, met?
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column as asyncpg returns it (text, unless the pool decodes it)."""
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
 
 
 def met(ok: bool) -> str:

@@ -138,6 +138,11 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     return config
 
 
+def check_config(config: Config) -> None:
+    """Refuse values out of range, e.g. after the command line replaced some."""
+    _check_ranges(config.jobs)
+
+
 def _config_path(path: str | None, env: Mapping[str, str]) -> Path | None:
     chosen = path or env.get("REACTOR_CONFIG")
     if chosen:

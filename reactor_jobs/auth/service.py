@@ -347,6 +347,10 @@ class AuthService:
         await store.insert_api_key(self._pool, row, token_hash(key))
         return row.id, key
 
+    async def api_keys(self, org: str) -> list[store.ApiKeyListed]:
+        """The org's keys in use, oldest first."""
+        return await store.api_keys_of_org(self._pool, org)
+
     async def revoke_api_key(self, org: str, key_id: str) -> None:
         if not await store.revoke_api_key(self._pool, key_id, org):
             raise ApiKeyNotFound(key_id)

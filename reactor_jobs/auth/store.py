@@ -50,6 +50,15 @@ class ApiKeyRow(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
 
 
+class ApiKeyListed(msgspec.Struct, frozen=True, kw_only=True):
+    """A key in use as its org's list shows it: never the key or its hash."""
+
+    id: str
+    name: str
+    role: Role
+    created_at: dt.datetime
+
+
 USERS_INSERT = """
 INSERT INTO _reactor_jobs.users (id, email, password_hash) VALUES ($1, $2, $3)
 ON CONFLICT (email) DO NOTHING
@@ -163,6 +172,11 @@ INSERT INTO _reactor_jobs.api_keys (id, org, name, role, key_hash) VALUES ($1, $
 
 API_KEYS_BY_HASH = """
 SELECT id, org, name, role FROM _reactor_jobs.api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+"""
+
+API_KEYS_OF_ORG = """
+SELECT id, name, role, created_at FROM _reactor_jobs.api_keys
+ WHERE org = $1 AND revoked_at IS NULL ORDER BY created_at, id
 """
 
 API_KEYS_REVOKE = """
@@ -291,6 +305,14 @@ async def api_key_by_hash(db: Db, key_hash: bytes) -> ApiKeyRow | None:
     if row is None:
         return None
     return ApiKeyRow(id=row["id"], org=row["org"], name=row["name"], role=row["role"])
+
+
+async def api_keys_of_org(db: Db, org: str) -> list[ApiKeyListed]:
+    rows = await db.fetch(API_KEYS_OF_ORG, org)
+    return [
+        ApiKeyListed(id=r["id"], name=r["name"], role=r["role"], created_at=r["created_at"])
+        for r in rows
+    ]
 
 
 async def revoke_api_key(db: Db, key_id: str, org: str) -> bool:

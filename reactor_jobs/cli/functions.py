@@ -1,13 +1,15 @@
 """`reactor functions …`: create a function, deploy a folder as its next version, promote a
-version, list functions and versions, through the Python client."""
+version, list functions and versions, delete one, through the Python client."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from reactor_jobs.cli.jobs import show_trigger_changes
-from reactor_jobs.cli.remote import Handler, Remote
+from reactor_jobs.cli.remote import Handler, Remote, confirm
 from reactor_jobs.client import Function
+from reactor_jobs.engine.errors import ReactorError
 
 FUNCTION_FIELDS = ("name", "runtime", "live_version", "created_at", "updated_at")
 VERSION_COLUMNS = [("VERSION", "version"), ("LIVE", "live"), ("SIZE", "size"),
@@ -26,8 +28,19 @@ async def create(args: argparse.Namespace, remote: Remote) -> int:
     return 0
 
 
+class NotABundle(ReactorError):
+    """The folder is not a function bundle."""
+
+    code = "not_a_bundle"
+
+
 async def deploy(args: argparse.Namespace, remote: Remote) -> int:
-    version = await remote.client.functions.deploy(args.name, args.dir)
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise NotABundle(f"{folder} is not a folder (--dir takes the folder of function.json)")
+    if not (folder / "function.json").is_file():
+        raise NotABundle(f"{folder} has no function.json (--dir takes the bundle's folder)")
+    version = await remote.client.functions.deploy(args.name, folder)
     if remote.out.json_mode:
         remote.out.document(version)
         return 0
@@ -46,6 +59,13 @@ async def promote(args: argparse.Namespace, remote: Remote) -> int:
     else:
         remote.out.line(f"{function.name}: version {function.live_version} is live")
         show_trigger_changes(remote, function.triggers)
+    return 0
+
+
+async def delete(args: argparse.Namespace, remote: Remote) -> int:
+    confirm(args, f"Delete function {args.name} and all its versions?")
+    await remote.client.functions.delete(args.name)
+    remote.out.done({"deleted": args.name}, f"deleted function {args.name}")
     return 0
 
 
@@ -68,5 +88,6 @@ COMMANDS: dict[str, Handler] = {
     "functions deploy": deploy,
     "functions promote": promote,
     "functions list": list_functions,
+    "functions delete": delete,
     "functions versions": versions,
 }

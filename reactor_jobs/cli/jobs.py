@@ -4,17 +4,19 @@ events, through the Python client. The live log (`reactor jobs logs`) is in cli/
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from reactor_jobs.cli.logs import follow_logs
+from reactor_jobs.cli.logs import follow_logs, print_history
 from reactor_jobs.cli.output import Column, cell
-from reactor_jobs.cli.remote import Handler, Remote
+from reactor_jobs.cli.remote import Handler, Remote, confirm
 from reactor_jobs.client import Job, Run
 from reactor_jobs.client.types import NextFires, TriggerChanges
 
+FINISHED = ("completed", "failed", "cancelled")
 POLICY = ("max_attempts", "backoff", "initial_delay_ms", "max_delay_ms", "max_concurrency",
           "timeout_ms")  # fmt: skip
 JOB_FIELDS = ("name", "function_name", *POLICY, "created_at", "updated_at")
@@ -56,7 +58,7 @@ def show_trigger_changes(remote: Remote, changes: TriggerChanges | None) -> None
             said = t.schedule or t.topic or ""
             remote.out.line(f"  {what:<9}  {t.id}  {t.job}  {t.kind:<7}  {said}".rstrip())
             if t.url is not None:
-                remote.out.line(f"  Returns ingress URL: {t.url}")
+                remote.out.line(f"  Returns ingress URL: {remote.url}{t.url}")
     if any(t.url is not None for t in changes.added):
         remote.out.note("webhook URLs are shown only now; the token in the URL is the auth")
 
@@ -81,7 +83,25 @@ async def get(args: argparse.Namespace, remote: Remote) -> int:
     return 0
 
 
+async def update(args: argparse.Namespace, remote: Remote) -> int:
+    changes: dict[str, Any] = {f: getattr(args, f) for f in POLICY if getattr(args, f) is not None}
+    for flag in args.clear:
+        field = flag.replace("-", "_")
+        if field in changes:
+            args.subparser.error(f"--clear {flag} and --{flag} contradict each other")
+        changes[field] = None
+    if args.function is not None:
+        changes["function_name"] = args.function
+    if not changes:
+        args.subparser.error("nothing to change: give --function, a policy option or --clear")
+    job = await remote.client.jobs.update(args.name, **changes)
+    show_job(remote, job)
+    show_trigger_changes(remote, job.triggers)
+    return 0
+
+
 async def delete(args: argparse.Namespace, remote: Remote) -> int:
+    confirm(args, f"Delete job {args.name} and its triggers?")
     await remote.client.jobs.delete(args.name)
     remote.out.done({"deleted": args.name}, f"deleted job {args.name}")
     return 0
@@ -100,8 +120,8 @@ async def create_trigger(args: argparse.Namespace, remote: Remote) -> int:
               "headers", "created_at"]  # fmt: skip
     remote.out.record(trigger, [f for f in fields if getattr(trigger, f) is not None])
     if trigger.url is not None:
-        remote.out.line(f"Returns ingress URL: {trigger.url}")
-        remote.out.note(f"POST to {remote.url}{trigger.url}; shown only now, the token is the auth")
+        remote.out.line(f"Returns ingress URL: {remote.url}{trigger.url}")
+        remote.out.note("POST to it from anywhere; shown only now, the token in it is the auth")
     return 0
 
 
@@ -156,8 +176,33 @@ async def trigger(args: argparse.Namespace, remote: Remote) -> int:
     run = await remote.client.jobs.trigger(
         args.name, payload=args.payload, idempotency_key=args.idempotency_key
     )
+    if not args.wait:
+        show_run(remote, run)
+        return 0
+    try:
+        async with asyncio.timeout(args.timeout):
+            run = await wait_finished(remote, args.name, run)
+    except TimeoutError:
+        remote.out.note(
+            f"error: run {run.id} has not finished after {args.timeout:g} s (it goes on; "
+            f"`reactor jobs runs get {args.name} {run.id}`)"
+        )
+        return 1
     show_run(remote, run)
+    if run.status != "completed":
+        remote.out.note(f"error: run {run.id} {run.status}")
+        return 1
     return 0
+
+
+async def wait_finished(remote: Remote, name: str, run: Run) -> Run:
+    """Poll the run until it is completed, failed or cancelled (backing off to 1 s)."""
+    pause = 0.05
+    while run.status not in FINISHED:
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
+        run = await remote.client.jobs.runs.get(name, run.id)
+    return run
 
 
 async def list_runs(args: argparse.Namespace, remote: Remote) -> int:
@@ -219,13 +264,17 @@ async def list_events(args: argparse.Namespace, remote: Remote) -> int:
 
 
 async def logs(args: argparse.Namespace, remote: Remote) -> int:
-    return await follow_logs(remote, args.name, args.last_event_id, args.run)
+    if args.follow:
+        return await follow_logs(remote, args.name, args.last_event_id, args.run)
+    await print_history(remote, args.name, args.last_event_id, args.run)
+    return 0
 
 
 COMMANDS: dict[str, Handler] = {
     "jobs create": create,
     "jobs list": list_jobs,
     "jobs get": get,
+    "jobs update": update,
     "jobs delete": delete,
     "jobs triggers create": create_trigger,
     "jobs triggers list": list_triggers,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
@@ -19,6 +20,7 @@ from reactor_jobs.cli.credentials import (
 from reactor_jobs.cli.output import Output
 from reactor_jobs.client import Client, Session, SignInRequired, UnauthorizedError, create_client
 from reactor_jobs.client.transport import Exchange
+from reactor_jobs.engine.errors import ReactorError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 Handler = Callable[[argparse.Namespace, "Remote"], Awaitable[int]]
@@ -102,6 +104,24 @@ class Remote:
             self.store(session, self.stored.org if self.stored else None)
 
 
+class NotConfirmed(ReactorError):
+    """Not confirmed; nothing was changed."""
+
+    code = "not_confirmed"
+
+
+def confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask before destroying something: --yes skips it; without a terminal to ask on,
+    --yes is required (a script must say so)."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmed(f"{question.rstrip('?')}: give --yes to confirm (stdin is no terminal)")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise NotConfirmed()
+
+
 def _handlers(command: str) -> Handler:
     # Imported on use, like the other command modules.
     from reactor_jobs.cli import audit
@@ -109,6 +129,10 @@ def _handlers(command: str) -> Handler:
     if command in audit.COMMANDS:  # `jobs runs replay|state|lineage`, `functions check`
         return audit.COMMANDS[command]
     group = command.split()[0]
+    if group in ("users", "api-keys"):
+        from reactor_jobs.cli import members
+
+        return members.COMMANDS[command]
     if group == "functions":
         from reactor_jobs.cli import functions
 
@@ -128,6 +152,6 @@ async def run(args: argparse.Namespace) -> int:
         try:
             return await handler(args, remote)
         except (UnauthorizedError, SignInRequired) as exc:
-            remote.out.note(f"error: {exc.message}")
-            remote.out.note(f"hint: sign in with `reactor login --email EMAIL --url {remote.url}`")
+            login = f"reactor login --email EMAIL --url {remote.url}"
+            remote.out.note(f"error: {exc.message.rstrip('.')}; sign in with `{login}`")
             return 1

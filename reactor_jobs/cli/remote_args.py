@@ -1,15 +1,19 @@
 """The arguments of the commands that talk to a running server (`reactor login`, `logout`,
-`functions …`, `jobs …`, `orgs list|use`), spelled as in the spec. Every one of them takes
---url, --org and --json."""
+`functions …`, `jobs …`, `orgs list|use`, `users list`, `api-keys list|revoke`), spelled as
+in the spec. Every one of them takes --url, --org and --json."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:  # generic only in the stubs
-    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    Commands: TypeAlias = argparse._SubParsersAction[Any]  # of ArgumentParser or a subclass
+_POLICY_FIELDS = ("max-attempts", "backoff", "initial-delay-ms", "max-delay-ms",
+                  "max-concurrency", "timeout-ms")  # fmt: skip
 _POLICY_FLAGS = {
     "--max-attempts": int, "--initial-delay-ms": int, "--max-delay-ms": int,
     "--max-concurrency": int, "--timeout-ms": int,
@@ -35,17 +39,51 @@ def json_value(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from None
+        shown = text if len(text) <= 60 else text[:59] + "…"
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {shown!r}") from None
+
+
+def payload_value(text: str) -> Any:
+    """--payload: JSON itself, `@PATH` (a file's JSON) or `-` (stdin's), so a payload of
+    any size need not fit on the command line."""
+    if text == "-":
+        return _json_from(sys.stdin.buffer.read(), "stdin")
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+        return _json_from(data, str(path))
+    return json_value(text)
+
+
+def _json_from(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{where} is not valid JSON ({exc})") from None
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
 
 
 def _leaf(group: Commands, name: str, command: str, help: str) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help, parents=[COMMON])
+    parser: argparse.ArgumentParser = group.add_parser(name, help=help, parents=[COMMON])
     parser.set_defaults(command=command, remote=True, subparser=parser)
     return parser
 
 
 def _group(commands: Commands, name: str, help: str) -> Commands:
-    return commands.add_parser(name, help=help).add_subparsers(metavar="COMMAND", required=True)
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help)
+    return parser.add_subparsers(metavar="COMMAND", required=True)
 
 
 def add_remote_commands(commands: Commands) -> None:
@@ -89,6 +127,9 @@ def _add_functions(functions: Commands) -> None:
     promote.add_argument("name", metavar="NAME")
     promote.add_argument("--version", type=int, metavar="N", help="default: the latest")
     _leaf(functions, "list", "functions list", "list functions")
+    delete = _leaf(functions, "delete", "functions delete", "delete a function (no job uses it)")
+    delete.add_argument("name", metavar="NAME")
+    _confirm_args(delete)
     versions = _leaf(functions, "versions", "functions versions", "list deployed versions")
     versions.add_argument("name", metavar="NAME")
     check_help = "would a version replay every run in flight? (exit 1 if any diverge)"
@@ -109,16 +150,40 @@ def _add_jobs(jobs: Commands) -> None:
     for flag, kind in _POLICY_FLAGS.items():
         create.add_argument(flag, type=kind, metavar="N", help="default: the manifest's")
     create.add_argument("--backoff", choices=("exponential", "linear"))
+    update = _leaf(jobs, "update", "jobs update", "change a job's function or policy")
+    update.add_argument("name", metavar="NAME")
+    update.add_argument("--function", metavar="FN", help="bind the job to another function")
+    for flag, kind in _POLICY_FLAGS.items():
+        update.add_argument(flag, type=kind, metavar="N")
+    update.add_argument("--backoff", choices=("exponential", "linear"))
+    update.add_argument(
+        "--clear", action="append", default=[], metavar="FIELD", choices=_POLICY_FIELDS,
+        help="follow the manifest again for this policy field (e.g. max-attempts; repeatable)",
+    )  # fmt: skip
     _leaf(jobs, "list", "jobs list", "list jobs")
-    for name, help in (("get", "show a job"), ("delete", "delete a job and its triggers")):
-        _leaf(jobs, name, f"jobs {name}", help).add_argument("name", metavar="NAME")
+    _leaf(jobs, "get", "jobs get", "show a job").add_argument("name", metavar="NAME")
+    delete = _leaf(jobs, "delete", "jobs delete", "delete a job and its triggers")
+    delete.add_argument("name", metavar="NAME")
+    _confirm_args(delete)
     trigger = _leaf(jobs, "trigger", "jobs trigger", "start a run now")
     trigger.add_argument("name", metavar="NAME")
-    trigger.add_argument("--payload", type=json_value, metavar="JSON", help="the run's input")
+    trigger.add_argument(
+        "--payload", type=payload_value, metavar="JSON|@FILE|-",
+        help="the run's input: JSON, @FILE to read it from a file, - to read it from stdin",
+    )  # fmt: skip
     trigger.add_argument("--idempotency-key", metavar="KEY", help="a repeat returns the first run")
-    logs = _leaf(jobs, "logs", "jobs logs", "follow the job's live log (Ctrl-C to stop)")
+    trigger.add_argument(
+        "--wait", action="store_true",
+        help="wait for the run to finish and print it; exit 1 unless it completed",
+    )  # fmt: skip
+    trigger.add_argument(
+        "--timeout", type=seconds, metavar="SECONDS",
+        help="with --wait: give up after this long (exit 1; the run goes on)",
+    )  # fmt: skip
+    logs = _leaf(jobs, "logs", "jobs logs", "print the job's log (events and ctx.log lines)")
     logs.add_argument("name", metavar="NAME")
-    logs.add_argument("--last-event-id", metavar="ID", help="resume after it; 0-0-0: all")
+    logs.add_argument("--follow", "-f", action="store_true", help="then stream it live (Ctrl-C)")
+    logs.add_argument("--last-event-id", metavar="ID", help="start after it (default: all)")
     logs.add_argument("--run", metavar="RUN_ID", help="only this run's events and lines")
     _add_triggers(_group(jobs, "triggers", "a job's triggers"))
     _add_runs(_group(jobs, "runs", "a job's runs"))
@@ -207,6 +272,22 @@ def _add_dlq(dlq: Commands) -> None:
     retry.add_argument("dlq_id", metavar="DLQ_ID")
 
 
+def add_user_commands(users: Commands, api_keys: Commands) -> None:
+    """`users list`, `api-keys list|revoke`: on the server, beside the database bootstrap
+    commands `users create` and `api-keys create`."""
+    _leaf(users, "list", "users list", "the org's members and their roles (from the server)")
+    _leaf(api_keys, "list", "api-keys list", "the org's API keys in use (from the server)")
+    revoke = _leaf(api_keys, "revoke", "api-keys revoke", "revoke an API key (on the server)")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+
+
+def _confirm_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--yes", "-y", action="store_true",
+        help="do not ask for confirmation (needed when stdin is not a terminal)",
+    )  # fmt: skip
+
+
 def _page_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="page size, 1 to 200")
     parser.add_argument("--cursor", help="the next page (printed after a full page)")
@@ -214,7 +295,9 @@ def _page_args(parser: argparse.ArgumentParser) -> None:
 
 def check_remote_args(args: argparse.Namespace) -> None:
     """What argparse cannot say: which trigger kinds take --schedule, --timezone,
-    --catch-up, --topic, --secret-stdin."""
+    --catch-up, --topic, --secret-stdin; --timeout only with --wait."""
+    if args.command == "jobs trigger" and args.timeout is not None and not args.wait:
+        args.subparser.error("--timeout needs --wait")
     if args.command != "jobs triggers create":
         return
     needs = {"cron": "schedule", "event": "topic"}.get(args.kind)

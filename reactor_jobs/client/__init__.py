@@ -25,6 +25,7 @@ from reactor_jobs.client.errors import (
     UnauthorizedError,
 )
 from reactor_jobs.client.types import (
+    ApiKey,
     Cause,
     DlqEntry,
     Event,
@@ -35,6 +36,7 @@ from reactor_jobs.client.types import (
     LineageRun,
     LogEvent,
     LogLine,
+    Member,
     Membership,
     Page,
     Policy,
@@ -52,6 +54,7 @@ from reactor_jobs.client.types import (
 )
 
 __all__ = [
+    "ApiKey",
     "BadRequestError",
     "Cause",
     "Client",
@@ -68,6 +71,7 @@ __all__ = [
     "LineageRun",
     "LogEvent",
     "LogLine",
+    "Member",
     "Membership",
     "NotFoundError",
     "Page",

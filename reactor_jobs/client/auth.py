@@ -1,12 +1,14 @@
-"""`client.auth`: sign in with a password, choose the org, refresh, sign out, and who am I."""
+"""`client.auth`: sign in with a password, choose the org, refresh, sign out, who am I; the
+org's members and its service API keys."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from reactor_jobs.client.errors import UnauthorizedError
+from reactor_jobs.client.errors import NoOrgChosen, UnauthorizedError
+from reactor_jobs.client.jobs import seg
 from reactor_jobs.client.transport import RefreshHook, Transport
-from reactor_jobs.client.types import Invitation, Membership, Session, User
+from reactor_jobs.client.types import ApiKey, Invitation, Member, Membership, Session, User
 
 
 class Auth:
@@ -71,6 +73,23 @@ class Auth:
 
     async def decline_invitation(self, id: str) -> None:
         await self._t.call("POST", f"/auth/v1/invitations/{quote(id, safe='')}/decline")
+
+    async def members(self) -> list[Member]:
+        """The members of the org in use, with their roles."""
+        return await self._t.items("members", Member, f"{self._org_path()}/members")
+
+    async def api_keys(self) -> list[ApiKey]:
+        """The org's API keys in use (admin); never the keys themselves."""
+        return await self._t.items("api_keys", ApiKey, f"{self._org_path()}/api-keys")
+
+    async def revoke_api_key(self, key_id: str) -> None:
+        """Revoke one of the org's API keys (admin; signed in as a user)."""
+        await self._t.call("DELETE", f"{self._org_path()}/api-keys/{seg(key_id)}")
+
+    def _org_path(self) -> str:
+        if not self._t.org:
+            raise NoOrgChosen()
+        return f"/auth/v1/orgs/{seg(self._t.org)}"
 
     async def sign_out(self) -> None:
         """Revoke the refresh token on the server and forget the tokens. Tokens that are

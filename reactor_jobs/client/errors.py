@@ -101,6 +101,13 @@ class SignInRequired(ReactorError):
     code = "unauthorized"
 
 
+class NoOrgChosen(ReactorError):
+    """No org chosen: call `client.auth.set_org` (the CLI: --org, REACTOR_ORG or `reactor orgs
+    use`)."""
+
+    code = "no_org"
+
+
 _BY_STATUS: dict[int, type[ReactorApiError]] = {
     cls.status_code: cls
     for cls in (

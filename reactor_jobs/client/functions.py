@@ -44,6 +44,10 @@ class Functions:
     async def get(self, name: str) -> Function:
         return await self._t.decode(Function, "GET", f"{FUNCTIONS}/{seg(name)}")
 
+    async def delete(self, name: str) -> None:
+        """Delete the function and its versions; refused (ConflictError) while a job uses it."""
+        await self._t.call("DELETE", f"{FUNCTIONS}/{seg(name)}")
+
     async def deploy(self, name: str, source: str | os.PathLike[str] | bytes) -> Version:
         """Upload a bundle as the function's next version; it is live once promoted.
         `source`: a folder holding function.json and code/, a .tar.gz of one, or its bytes."""

@@ -247,18 +247,27 @@ class Jobs:
         return await self._t.decode(Run, "POST", path, json={"payload": payload}, headers=headers)
 
     async def logs(
-        self, name: str, *, last_event_id: str | None = None, run_id: str | None = None
+        self,
+        name: str,
+        *,
+        last_event_id: str | None = None,
+        run_id: str | None = None,
+        follow: bool = True,
     ) -> AsyncIterator[LogEvent]:
         """The job's live log: a RunEvent per journal event of its runs and a LogLine per
         `ctx.log` line, from now (or after `last_event_id`; "0-0-0" replays everything);
         with `run_id`, only that run's. Ends when the server closes the stream; resume with
-        the last event's `.id`."""
+        the last event's `.id`. With `follow=False` it ends once the history up to now is
+        sent."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         path = f"{job_path(name)}/logs"
-        if run_id is not None:
-            path += "?" + urlencode({"run_id": run_id})
+        params = {"run_id": run_id} if run_id is not None else {}
+        if not follow:
+            params["follow"] = "false"
+        if params:
+            path += "?" + urlencode(params)
         async with self._t.stream(path, headers) as response:
             async for message in messages(_chunks(response, self._t.url)):
                 kind = _LOG_EVENTS.get(message.event)

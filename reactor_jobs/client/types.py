@@ -163,6 +163,23 @@ class Invitation(_Object, frozen=True):
     expires_at: datetime
 
 
+class Member(_Object, frozen=True):
+    """A user's membership of the org, as the org's member list shows it."""
+
+    user_id: str
+    email: str
+    role: str
+
+
+class ApiKey(_Object, frozen=True):
+    """A service API key in use (never the key itself: only its hash is kept)."""
+
+    id: str
+    name: str
+    role: str
+    created_at: datetime
+
+
 class User(_Object, frozen=True):
     id: str
     email: str
@@ -191,6 +208,7 @@ class RunEvent(_Object, frozen=True, omit_defaults=True):
     id: str | None = None
     attempt: int | None = None
     error: Any = None
+    name: str | None = None  # a step's or a sleep's name, an emitted event's topic
 
 
 class LogLine(_Object, frozen=True, omit_defaults=True):

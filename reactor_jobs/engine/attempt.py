@@ -104,7 +104,7 @@ class Attempt:
         self.journal, self.registry, self.hosts = journal, registry, hosts
         self.worker, self.sink = worker, sink
         self.fanout = FanOut(journal.pool, registry)
-        self._versions: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._versions: OrderedDict[tuple[str, str, int], asyncio.Future[Any]] = OrderedDict()
 
     async def run(self, claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
         state = fold(claimed.records)
@@ -120,16 +120,22 @@ class Attempt:
             del streams[claimed.run_id]
 
     async def version(self, org: str, function: str, version: int) -> Any:
-        """A function version with its archive, kept per process (versions never change)."""
+        """A function version with its archive, kept per process (versions never change).
+        Concurrent first uses share one read: a cold worker claiming 256 runs of one
+        version reads its archive once, not 256 times."""
         key = (org, function, version)
-        fv = self._versions.get(key)
-        if fv is None:
-            fv = await self.registry.get_version(*key)
-            self._versions[key] = fv
+        fetch = self._versions.get(key)
+        if fetch is None:
+            fetch = self._versions[key] = asyncio.ensure_future(self.registry.get_version(*key))
             if len(self._versions) > _VERSIONS_KEPT:
                 self._versions.popitem(last=False)
         self._versions.move_to_end(key)
-        return fv
+        try:
+            return await asyncio.shield(fetch)
+        except BaseException:
+            if fetch.done() and self._versions.get(key) is fetch:
+                del self._versions[key]  # a failed read is not kept: the next use retries
+            raise
 
     async def _execute(self, state: RunState, stream: RunStream) -> Outcome:
         try:
@@ -339,6 +345,10 @@ class _Conversation:
 
     async def _done(self, m: dict[str, Any]) -> Outcome:
         outcome = m.get("outcome")
+        if self.attempt.sink is not None:
+            # The attempt's lines are stored before its end: whoever sees the run finished
+            # (`jobs trigger --wait`, then `jobs logs`) finds all of them.
+            await self.attempt.sink.flush()
         if outcome == "completed":
             try:
                 output = to_json_value(m.get("output"), "the run's output")

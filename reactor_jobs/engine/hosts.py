@@ -154,6 +154,7 @@ class Host:
         self.process: asyncio.subprocess.Process | None = None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.outbox: protocol.Outbox | None = None
         self.channels: dict[str, Channel] = {}
         self.finished: dict[str, None] = {}
         self.loads: dict[str, asyncio.Future[None]] = {}
@@ -167,11 +168,12 @@ class Host:
 
     def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.outbox = protocol.Outbox(writer)
         self._reading = asyncio.create_task(self._read())
 
     def send(self, message: dict[str, Any]) -> None:
-        if self.alive and self.writer is not None:
-            self.writer.write(protocol.encode(message))
+        if self.alive and self.outbox is not None:
+            self.outbox.put(message)
 
     async def load(self, key: str, fv: Any) -> None:
         """Have the host load a function version once; BundleError-like failure raises."""

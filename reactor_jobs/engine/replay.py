@@ -119,7 +119,9 @@ def _attempt_started(s: RunState, e: ev.AttemptStarted, at: datetime) -> None:
     if not s.resume or s.tries == 0:
         s.tries += 1
     s.resume = False
-    s.started_at, s.available_at = at, None
+    s.available_at = None
+    if e.attempt == 1:  # started_at is the run's first start (as the projection has it)
+        s.started_at = at
 
 
 def _lease_extended(s: RunState, e: ev.LeaseExtended, at: datetime) -> None:
@@ -220,7 +222,7 @@ def _cancelled(s: RunState, e: ev.Cancelled, at: datetime) -> None:
 
 
 def _completed(s: RunState, e: ev.Completed, at: datetime) -> None:
-    s.output, s.finished_at = e.output, at
+    s.output, s.finished_at, s.last_error = e.output, at, None
     _release(s, "completed", None)
 
 

@@ -43,6 +43,21 @@ class NotPromoted(ReactorError):
         self.name = name
 
 
+class FunctionInUse(ReactorError):
+    """Jobs use the function; delete them or bind them to another function first."""
+
+    code = "conflict"
+
+    def __init__(self, name: str, jobs: list[str]) -> None:
+        shown = ", ".join(jobs[:10]) + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else "")
+        super().__init__(
+            f"function {name} is used by job(s) {shown}; delete them or bind them to another "
+            "function (`reactor jobs update JOB --function FN`) first"
+        )
+        self.name = name
+        self.jobs = jobs
+
+
 class AlreadyExists(ReactorError):
     """The object already exists."""
 

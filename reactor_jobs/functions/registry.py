@@ -16,6 +16,7 @@ from reactor_jobs.functions.bundle import read_manifest, validate_bundle
 from reactor_jobs.functions.code_check import check_code
 from reactor_jobs.functions.errors import (
     AlreadyExists,
+    FunctionInUse,
     FunctionNotFound,
     InvalidField,
     InvalidManifest,
@@ -136,6 +137,20 @@ class Registry:
         return [
             _convert(row, FunctionInfo) for row in await self._pool.fetch(sql.FUNCTIONS_LIST, org)
         ]
+
+    async def delete_function(self, org: str, name: str) -> None:
+        """Delete the function and its versions, unless a job is bound to it (the jobs'
+        foreign key is the guard; the lock only lets the refusal name them)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            jobs = [r["name"] for r in await conn.fetch(sql.JOBS_OF_FUNCTION_LOCK, org, name)]
+            if jobs:
+                raise FunctionInUse(name, jobs)
+            try:
+                deleted = await conn.fetchval(sql.FUNCTIONS_DELETE, org, name)
+            except asyncpg.ForeignKeyViolationError:
+                raise FunctionInUse(name, ["(one just created)"]) from None
+        if deleted is None:
+            raise FunctionNotFound(name)
 
     async def deploy(self, org: str, name: str, archive: bytes) -> int:
         """Store a checked bundle as the function's next version; returns its number."""

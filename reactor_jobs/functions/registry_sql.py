@@ -94,3 +94,5 @@ SELECT manifest FROM _reactor_jobs.function_versions
 JOBS_OF_FUNCTION_LOCK = """
 SELECT name FROM _reactor_jobs.jobs WHERE org = $1 AND function_name = $2
  ORDER BY name FOR NO KEY UPDATE"""
+FUNCTIONS_DELETE = """
+DELETE FROM _reactor_jobs.functions WHERE org = $1 AND name = $2 RETURNING name"""

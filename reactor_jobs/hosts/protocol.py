@@ -52,3 +52,22 @@ async def read_message(reader: asyncio.StreamReader, limit: int) -> dict[str, An
     if not isinstance(message.get("t"), str):
         raise ProtocolError("a message has no type `t`")
     return message
+
+
+class Outbox:
+    """Frames written once per event-loop tick: a burst of messages (the acks of one group
+    commit, the proposals of many attempts) costs one write, not one syscall each."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self._frames: list[bytes] = []
+
+    def put(self, message: dict[str, Any]) -> None:
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._frames.append(encode(message))
+
+    def _flush(self) -> None:
+        frames, self._frames = self._frames, []
+        if not self.writer.is_closing():
+            self.writer.write(b"".join(frames))

@@ -89,13 +89,13 @@ class Session:
         self.attempts: dict[str, _Attempt] = {}
         self.loop = asyncio.get_running_loop()
         self.thread = threading.get_ident()
+        self.outbox = protocol.Outbox(writer)
 
     def send(self, message: dict[str, Any]) -> None:
-        frame = protocol.encode(message)
         if threading.get_ident() == self.thread:
-            self.writer.write(frame)
+            self.outbox.put(message)
         else:  # a print from a step running in a thread
-            self.loop.call_soon_threadsafe(self.writer.write, frame)
+            self.loop.call_soon_threadsafe(self.outbox.put, message)
 
     async def serve(self) -> None:
         while True:

@@ -117,12 +117,16 @@ class State(Mapping[str, Any]):
 
 
 class RunLog:
-    """Structured log lines tied to the run, its attempt and the current step."""
+    """Structured log lines tied to the run, its attempt and the current step. While the
+    code replays what an earlier execution recorded (after a sleep, a retry), its lines were
+    written then and are not written again: each line appears once."""
 
-    def __init__(self, channel: Channel) -> None:
-        self._channel = channel
+    def __init__(self, channel: Channel, replaying: Callable[[], bool] = lambda: False) -> None:
+        self._channel, self._replaying = channel, replaying
 
     def _write(self, level: str, message: object, fields: dict[str, Any]) -> None:
+        if self._replaying():
+            return
         try:
             clean = msgspec.json.decode(msgspec.json.encode(fields)) if fields else None
         except (TypeError, ValueError, OverflowError):
@@ -156,11 +160,15 @@ class JobContext:
         self.trigger = None if trigger is None else msgspec.convert(trigger, ev.TriggerInfo)
         self.payload: Any = run.get("payload")
         self.state = State(self, dict(invocation.get("state") or {}))
-        self.log = RunLog(channel)
+        self.log = RunLog(channel, self._replaying)
         self._recorded: list[dict[str, Any]] = list(invocation.get("recorded") or [])
         self._replay = bool(invocation.get("replay"))
         self._uses: dict[str, int] = {}
         self._pos = 0
+
+    def _replaying(self) -> bool:
+        """Decisions recorded by an earlier execution lie ahead: this code ran before."""
+        return self._pos < len(self._recorded)
 
     @property
     def current_step(self) -> str | None:

@@ -86,6 +86,17 @@ class ApiKey(msgspec.Struct, frozen=True):
     key: str  # rk_…, shown only in this response
 
 
+class ApiKeyListed(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: Literal["admin", "member"]
+    created_at: str
+
+
+class ApiKeyList(msgspec.Struct, frozen=True):
+    api_keys: list[ApiKeyListed]
+
+
 def _doc(method: str, path: str, name: str, access: Any, **doc: Any) -> Route:
     return Route(method=method, path=path, access=access, name=name, handle=None, **doc)
 
@@ -133,6 +144,9 @@ AUTH_DOCS: list[Route] = [
     _doc("POST", "/auth/v1/orgs/{org}/api-keys", "create_api_key", "admin",
          summary="Create a service API key (the key is shown once)", tag="auth", status=201,
          body=ApiKeyCreate, response=ApiKey, errors=(401, 403, 422), note=_ORG_IN_PATH),
+    _doc("GET", "/auth/v1/orgs/{org}/api-keys", "list_api_keys", "admin",
+         summary="List an org's API keys in use (never the keys)", tag="auth",
+         response=ApiKeyList, errors=(401, 403, 404), note=_ORG_IN_PATH),
     _doc("DELETE", "/auth/v1/orgs/{org}/api-keys/{key_id}", "revoke_api_key", "admin",
          summary="Revoke an API key", tag="auth", status=204, errors=(401, 403, 404),
          note=_ORG_IN_PATH),

@@ -40,6 +40,7 @@ def add_auth_routes(app: web.Application, service: AuthService) -> None:
     app.router.add_post("/auth/v1/invitations/{id}/accept", accept_invitation)
     app.router.add_post("/auth/v1/invitations/{id}/decline", decline_invitation)
     app.router.add_post("/auth/v1/orgs/{org}/api-keys", create_api_key)
+    app.router.add_get("/auth/v1/orgs/{org}/api-keys", list_api_keys)
     app.router.add_delete("/auth/v1/orgs/{org}/api-keys/{key_id}", revoke_api_key)
 
 
@@ -146,6 +147,16 @@ async def create_api_key(request: web.Request) -> web.Response:
     return web.json_response(
         {"id": key_id, "name": name, "role": role, "key": key}, status=201, headers=NO_STORE
     )
+
+
+async def list_api_keys(request: web.Request) -> web.Response:
+    principal = await _org_principal(request, "admin")
+    keys = await request.config_dict[AUTH].api_keys(principal.org)
+    listed = [
+        {"id": k.id, "name": k.name, "role": k.role, "created_at": k.created_at.isoformat()}
+        for k in keys
+    ]
+    return web.json_response({"api_keys": listed})
 
 
 async def revoke_api_key(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
 """Functions (`/functions/v1/_admin/functions`): create, list, get, deploy a bundle (a
-tar.gz of function.json and code/, checked before it is stored), list versions, promote."""
+tar.gz of function.json and code/, checked before it is stored), list versions, promote,
+delete (refused while a job uses the function)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ async def get_function(request: web.Request, principal: Principal) -> web.Respon
     return json_response(Function.of(info))
 
 
+async def delete_function(request: web.Request, principal: Principal) -> web.Response:
+    check_params(request, ())
+    await registry(request).delete_function(principal.org, request.match_info["name"])
+    return web.Response(status=204)
+
+
 async def deploy(request: web.Request, principal: Principal) -> web.Response:
     """The body is the archive itself; up to the bundle limit, not the JSON body limit."""
     check_params(request, ())
@@ -98,6 +105,12 @@ ROUTES: list[Route] = [
     authed(
         "GET", FUNCTION, "member", get_function,
         summary="Get a function", tag="functions", response=Function, errors=(404,),
+    ),
+    authed(
+        "DELETE", FUNCTION, "admin", delete_function,
+        summary="Delete a function and its versions", tag="functions", status=204,
+        errors=(404, 409),
+        note="Refused with 409 while a job is bound to the function.",
     ),
     authed(
         "POST", FUNCTION + "/deploy", "admin", deploy,

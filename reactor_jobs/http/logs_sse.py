@@ -96,6 +96,8 @@ class _Detail(msgspec.Struct, frozen=True):
 
     attempt: int | UnsetType = UNSET
     error: Any = UNSET
+    name: str | UnsetType = UNSET  # a step's or a sleep's
+    topic: str | UnsetType = UNSET  # an emitted event's
 
 
 class RunEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +107,7 @@ class RunEvent(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: datetime
     attempt: int | UnsetType = UNSET
     error: Any = UNSET
+    name: str | UnsetType = UNSET
 
 
 class LogLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,9 +158,11 @@ class Tail:
         out: list[tuple[str, RunEvent]] = []
         for mark, row in found:
             detail = msgspec.json.decode(row["payload"], type=_Detail)
+            name = detail.name if detail.topic is UNSET else detail.topic
             event = RunEvent(
                 run_id=row["run_id"], position=row["position"], type=row["type"],
                 recorded_at=row["recorded_at"], attempt=detail.attempt, error=detail.error,
+                name=name if isinstance(name, str) else UNSET,
             )  # fmt: skip
             out.append((str(Cursor(mark, logs)), event))
         self.cursor = Cursor(last, logs)
@@ -187,7 +192,10 @@ def _gone(request: web.Request) -> bool:
 
 
 async def stream_logs(request: web.Request, principal: Principal) -> web.StreamResponse:
-    check_params(request, ("run_id",))
+    check_params(request, ("run_id", "follow"))
+    follow = request.query.get("follow", "true")
+    if follow not in ("true", "false"):
+        raise InvalidField("follow", "must be true or false")
     node, name = request.app[NODE], request.match_info["name"]
     await node.registry.get_job(principal.org, name)  # 404 before the stream starts
     run_id = request.query.get("run_id")
@@ -199,10 +207,14 @@ async def stream_logs(request: web.Request, principal: Principal) -> web.StreamR
     cursor = parse_cursor(last) if last else await start_cursor(node.pool)
     tail = Tail(node.pool, principal.org, name, cursor, run_id)
     stop = request.app[SHUTDOWN]
+    if _gone(request):
+        return web.Response(status=204)  # the client left before the stream began
     async with sse_response(request, ping_interval=HEARTBEAT_S) as sse:
         try:
             while not stop.is_set() and sse.is_connected() and not _gone(request):
-                await _send_new(sse, tail)
+                sent = await _send_new(sse, tail)
+                if follow == "false" and not sent:
+                    break  # the history up to now is out: the stream ends
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), POLL_S)
         except ConnectionResetError:
@@ -212,14 +224,32 @@ async def stream_logs(request: web.Request, principal: Principal) -> web.StreamR
     return sse
 
 
-async def _send_new(sse: EventSourceResponse, tail: Tail) -> None:
+async def _send_new(sse: EventSourceResponse, tail: Tail) -> int:
+    """Send what appeared, events and lines merged in time order; how many were sent.
+
+    Each id names the last event and the last line sent up to it, so a resume after any
+    of them neither skips nor repeats one of either kind."""
+    before = tail.cursor
     async with tail.pool.acquire() as conn:
         runs = await tail.run_events(conn)
         lines = await tail.log_lines(conn)
-    for event_id, event in runs:
-        await sse.send(msgspec.json.encode(event).decode(), id=event_id, event="run")
-    for event_id, line in lines:
-        await sse.send(msgspec.json.encode(line).decode(), id=event_id, event="log")
+    merged: list[tuple[datetime, int, str, RunEvent | LogLine]] = [
+        (event.recorded_at, 0, event_id, event) for event_id, event in runs
+    ]
+    merged += [(line.at, 1, event_id, line) for event_id, line in lines]
+    merged.sort(key=lambda item: (item[0], item[1]))
+    journal, logs = before.journal, before.logs
+    for _, kind, own_id, item in merged:
+        own = parse_cursor(own_id)
+        if kind == 0:
+            journal = own.journal
+        else:
+            logs = own.logs
+        event = "run" if kind == 0 else "log"
+        await sse.send(
+            msgspec.json.encode(item).decode(), id=str(Cursor(journal, logs)), event=event
+        )
+    return len(merged)
 
 
 ROUTES: list[Route] = [
@@ -229,6 +259,10 @@ ROUTES: list[Route] = [
         response="sse",
         params=(
             param("run_id", "Only this run's events and lines (404 if not a run of the job)."),
+            param(
+                "follow", "false: end the stream once the history up to now is sent.",
+                enum=["true", "false"],
+            ),
             header("Last-Event-ID", "Resume after this event id; 0-0-0 replays all."),
         ),
         errors=(404, 422),

@@ -155,9 +155,10 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 attempt=event.attempt,
                 lease_owner=event.worker,
                 lease_expires_at=event.lease_expires_at,
-                started_at=NOW,
                 available_at=None,
             )
+            if event.attempt == 1:  # started_at is the run's first start, not its latest
+                patch["started_at"] = NOW
         case ev.LeaseExtended():
             _set_time(patch, "lease_expires_at", event.lease_expires_at, event.lease_ms)
         case ev.SleepScheduled():
@@ -222,6 +223,7 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                     available_at=None,
                     finished_at=NOW,
                     output=msgspec.to_builtins(event.output),
+                    last_error=None,  # the failures before it are in the journal
                 )
             )
         case ev.Emitted():

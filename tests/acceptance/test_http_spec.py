@@ -117,7 +117,8 @@ async def test_failed_runs_are_listed_and_retried_from_the_dlq(api: Api) -> None
     )
     assert patched.status == 200 and patched.json["policy"]["max_attempts"] == 1
     api.engine.start_worker()
-    bad = await api.call("POST", "/jobs/v1/process-order/trigger", json={"payload": {}})
+    no_order = {"payload": {"total": 5}}  # an order without its orderId: it fails
+    bad = await api.call("POST", "/jobs/v1/process-order/trigger", json=no_order)
     assert bad.status == 201
     failed = await api.wait_run("process-order", bad.json["id"], ("completed", "failed"))
     assert failed["status"] == "failed" and failed["dlq_id"].startswith("dlq_")

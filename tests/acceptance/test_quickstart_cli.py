@@ -183,14 +183,14 @@ async def test_webhooks_runs_logs_errors_and_logout(cli: Cli) -> None:
     await cli.ok("functions", "promote", "process-order", "--version", "1")
     await cli.ok("jobs", "create", "process-order", "--function", "process-order")
     # From the start of the job's history, so the follower cannot miss the run below.
-    logs = await cli.start("jobs", "logs", "process-order", "--last-event-id", "0-0-0")
+    logs = await cli.start("jobs", "logs", "process-order", "--follow")
 
     webhook = await cli.ok("jobs", "triggers", "create", "process-order", "--kind", "webhook")
-    match = re.search(r"Returns ingress URL: (/jobs/v1/webhooks/whk_\S+)", webhook.out)
-    assert match, webhook.out
+    match = re.search(r"Returns ingress URL: (http://\S+/jobs/v1/webhooks/whk_\S+)", webhook.out)
+    assert match and match.group(1).startswith(cli.url), webhook.out
     async with aiohttp.ClientSession() as session:  # the external caller: no credentials
         body = {"orderId": "ord_456", "source": "stripe"}
-        async with session.post(cli.url + match.group(1), json=body) as reply:
+        async with session.post(match.group(1), json=body) as reply:
             assert reply.status == 202
             accepted = await reply.json()
     done = await wait_run(cli, accepted["run_id"])
@@ -298,3 +298,76 @@ async def test_serve_in_dev_mode_bootstraps_an_admin_and_says_how_to_sign_in(
         assert password_file.read_text().strip() == password
     finally:
         await _stop(server)
+
+
+async def test_a_newcomer_s_path_options_after_the_command_big_payloads_and_the_cron_sweep(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Issue 16 as a new user meets it: `reactor serve --database-url … --port …` (options
+    after the command, no REACTOR_* variables), a 5 MB payload from a file, `--wait`, and the
+    example's own cron trigger, whose runs carry no order: they sweep and complete, leaving
+    no failed run and no DLQ entry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REACTOR_", "XDG_"))}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONUNBUFFERED="1")
+    (tmp_path / "reactor.toml").write_text(
+        "[jobs]\nscheduler_interval_ms = 200\n[jobs.http]\nmax_body_bytes = 8388608\n"
+    )
+    cli, data = Cli(env, tmp_path), str(tmp_path / "data")
+    await cli.ok(
+        "users", "create", "--email", EMAIL, "--password-stdin", "--database-url", db_url,
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    await cli.ok("orgs", "create", "acme", "--owner", EMAIL, "--database-url", db_url)
+    server = await cli.start("serve", "--database-url", db_url, "--port", "0", "--data-dir", data)
+    worker = await cli.start("worker", "--database-url", db_url, "--data-dir", data)
+    try:
+        cli.url = await _listening(server)
+        assert worker.stdout is not None
+        async with asyncio.timeout(60):
+            assert b"worker running" in await worker.stdout.readline()
+        await cli.ok("login", "--url", cli.url, "--email", EMAIL, "--password-stdin",
+                     stdin=PASSWORD + "\n")  # fmt: skip
+        assert (tmp_path / "data" / "jwt_secret").is_file()  # serve used --data-dir
+        example = Path(__file__).resolve().parents[2] / "examples" / "process-order"
+        await cli.ok("functions", "create", "process-order")
+        await cli.ok("functions", "deploy", "process-order", "--dir", str(example))
+        await cli.ok("functions", "promote", "process-order")
+        await cli.ok("jobs", "create", "process-order", "--function", "process-order")
+
+        big = tmp_path / "order.json"
+        big.write_text(
+            msgspec.json.encode({"orderId": "ord_big", "notes": "x" * 5_000_000}).decode()
+        )
+        done = await cli.ok(
+            "jobs", "trigger", "process-order", "--payload", f"@{big}", "--wait", "--timeout", "60"
+        )
+        assert field(done.out, "status") == "completed" and '"ord_big"' in done.out
+
+        # What the cron trigger does, by hand (an empty payload) and for real (every second).
+        swept = await cli.ok("jobs", "trigger", "process-order", "--payload", "{}", "--wait")
+        assert field(swept.out, "status") == "completed" and '"sweep"' in swept.out
+        cron = await cli.ok("jobs", "triggers", "create", "process-order", "--kind", "cron",
+                            "--schedule", "* * * * * *")  # fmt: skip
+        fired = await _a_cron_run(cli)
+        await cli.ok("jobs", "triggers", "delete", "process-order", field(cron.out, "id"))
+        assert fired["status"] == "completed" and fired["output"]["sweep"]["pending"] == 0
+        logs = (await cli.ok("jobs", "logs", "process-order", "--run", fired["id"])).out
+        assert sum("scheduled sweep done" in line for line in logs.splitlines()) == 1, logs
+        assert "StepCompleted  [sweep]" in logs
+        failed = await cli.ok("jobs", "runs", "list", "process-order", "--status", "failed")
+        assert failed.out == ""
+        assert "is empty" in (await cli.ok("jobs", "dlq", "list", "process-order")).err
+    finally:
+        await _stop(worker)
+        await _stop(server)
+        await cli.kill_leftovers()
+
+
+async def _a_cron_run(cli: Cli) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        while True:
+            runs = (await cli.ok("jobs", "runs", "list", "process-order", "--json")).json["runs"]
+            fired = [r for r in runs if r["trigger_kind"] == "cron" and r["finished_at"]]
+            if fired:
+                return dict(fired[0])
+            await asyncio.sleep(0.3)

@@ -113,7 +113,7 @@ async def test_pages_idempotency_update_webhooks_and_the_dlq(api: Api, client: C
     job = await client.jobs.update("process-order", max_attempts=1)
     assert job.max_attempts == 1 and job.policy is not None and job.policy.max_attempts == 1
     api.engine.start_worker()
-    bad = await client.jobs.trigger("process-order", payload={})
+    bad = await client.jobs.trigger("process-order", payload={"total": 5})  # no orderId
     failed = await wait_run(client, "process-order", bad.id, ("failed",))
     dlq = await client.jobs.dlq.list("process-order")
     assert [(e.id, e.run_id, e.status) for e in dlq] == [(failed.dlq_id, bad.id, "open")]

@@ -28,7 +28,8 @@ async def acme_objects(api: Api) -> dict[str, str]:
     assert (await api.call("POST", "/jobs/v1/_admin/jobs", json=job)).status == 201
     hook = await api.call("POST", f"/jobs/v1/_admin/jobs/{JOB}/triggers", json={"kind": "webhook"})
     api.engine.start_worker()
-    run = (await api.call("POST", f"/jobs/v1/{JOB}/trigger", json={"payload": {}})).json
+    no_order = {"payload": {"total": 5}}  # no orderId: the run fails
+    run = (await api.call("POST", f"/jobs/v1/{JOB}/trigger", json=no_order)).json
     failed = await api.wait_run(JOB, run["id"], ("failed",))
     await api.engine.stop_workers()
     return {"run": run["id"], "trigger": hook.json["id"], "dlq": failed["dlq_id"]}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,11 +87,60 @@ async def test_rebuild_equals_live_for_random_histories(
             }
     for row in live["runs"][:20]:  # and the runs projection agrees with a replay
         state = fold(await journal.read_stream(row["run_id"]))
-        assert (state.status, state.attempt, state.position) == (
+        assert (state.status, state.attempt, state.position, state.started_at) == (
             row["status"],
             row["attempt"],
             row["last_position"],
+            row["started_at"],
         )
+        assert _jsonb(row["last_error"]) == msgspec.to_builtins(state.last_error)
+
+
+def _jsonb(value: Any) -> Any:
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
+
+
+async def test_started_at_is_the_first_start_and_success_clears_the_error(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
+    """A run that failed once and then completed: started_at is when its first attempt
+    started (not its last), last_error is gone; the projection and the fold agree."""
+    t = ev.Triggered(
+        org="acme", job="j", function="f", function_version=1, trigger=ev.TriggerInfo(kind="manual")
+    )
+    lease = datetime(2030, 1, 1, tzinfo=UTC)
+    error = ev.ErrorInfo(type="RuntimeError", message="first try fails")
+    appends: list[list[ev.Event]] = [
+        [t],
+        [ev.AttemptStarted(attempt=1, worker="w", lease_expires_at=lease)],
+        [ev.Failed(attempt=1, error=error), ev.RetryScheduled(attempt=2, delay_ms=0)],
+        [ev.AttemptStarted(attempt=2, worker="w", lease_expires_at=lease)],
+    ]
+    head = 0
+    for events in appends:
+        head = await journal.append("run_1", events, expected_position=head)
+    retrying = await pool.fetchrow("SELECT * FROM _reactor_jobs.runs WHERE run_id = 'run_1'")
+    assert _jsonb(retrying["last_error"])["message"] == "first try fails"  # while it retries
+    await journal.append("run_1", [ev.Completed(output=1)], expected_position=head)
+    records = await journal.read_stream("run_1")
+    first_start = records[1].recorded_at
+    assert first_start < records[3].recorded_at
+    for row in (
+        await pool.fetchrow("SELECT * FROM _reactor_jobs.runs WHERE run_id = 'run_1'"),
+        await _rebuilt_row(pool, "run_1"),
+    ):
+        assert (row["status"], row["started_at"], row["last_error"]) == (
+            "completed",
+            first_start,
+            None,
+        )
+    state = fold(records)
+    assert (state.status, state.started_at, state.last_error) == ("completed", first_start, None)
+
+
+async def _rebuilt_row(pool: asyncpg.Pool, run_id: str) -> Any:
+    await rebuild(pool)
+    return await pool.fetchrow("SELECT * FROM _reactor_jobs.runs WHERE run_id = $1", run_id)
 
 
 async def test_rebuild_restores_dropped_rows(pool: asyncpg.Pool, journal: Journal) -> None:

@@ -92,7 +92,7 @@ async def test_a_step_error_reaches_the_caller(pool: asyncpg.Pool, tmp_path: Pat
     [fv] = await deployed(pool, "process-order", pack_dir(BUNDLES / "process-order"))
     fetch = load(tmp_path, fv)
     with pytest.raises(ValueError, match="orderId"):
-        await fetch(Request.from_payload({}), {}, RecordingContext())
+        await fetch(Request.from_payload({"total": 5}), {}, RecordingContext())  # no orderId
 
 
 @pytest.mark.parametrize(

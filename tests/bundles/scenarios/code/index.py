@@ -93,6 +93,18 @@ async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
         if ctx.attempt == 1:
             raise RuntimeError("fails after emitting")
         return event_id
+    if mode == "log":  # lines before and after a sleep: the resume replays the first part
+        ctx.log.info("starting", run=ctx.run_id)
+
+        async def prepare() -> str:
+            ctx.log.info("preparing")  # tied to the step
+            return "ready"
+
+        await ctx.step("prepare", prepare)
+        ctx.log.info("going to sleep")
+        await ctx.sleep("nap", p.get("seconds", 0.2))
+        ctx.log.info("woke up")
+        return await ctx.step("finish", lambda: "done")
     if mode == "noop":
         await ctx.step("noop", lambda: None)
         return None
