@@ -32,7 +32,12 @@ _CONNECT_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asy
 
 # What a long-running loop catches to ride out an outage: the connection failed (server
 # restart, killed backend, network) or a statement failed; it logs, backs off and retries.
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. TargetServerAttributeNotMatched from a reconnect
+    OSError,
+)
 # The subset meaning "the connection is gone", not "this statement was wrong".
 _DISCONNECTED = (
     asyncpg.InterfaceError,  # e.g. "connection is closed", "released back to the pool"
@@ -41,6 +46,7 @@ _DISCONNECTED = (
     asyncpg.CrashShutdownError,  # 57P02
     asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
     OSError,  # refused, reset, unreachable; TimeoutError is one too
+    asyncpg.TargetServerAttributeNotMatched,  # what a failed reconnect may raise instead
 )
 
 log = logging.getLogger("reactor_jobs.database")

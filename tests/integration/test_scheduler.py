@@ -109,13 +109,12 @@ async def test_a_trigger_another_scheduler_holds_is_left_to_it(engine: Engine) -
             )
             await scheduler.tick()
             assert await fired_slots(engine, "trg_held") == []
-            # one or two slots are due 1.1 s after creation; on-time slots are all fired
-            free = len(await fired_slots(engine, "trg_free"))
-            assert free in (1, 2)
+            # one or two slots are due by now, both on time: all fire
+            assert len(await fired_slots(engine, "trg_free")) in (1, 2)
     finally:
         await engine.pool.release(other)
     await scheduler.tick()
-    assert len(await fired_slots(engine, "trg_held")) >= 1
+    assert len(await fired_slots(engine, "trg_held")) in (1, 2)
 
 
 async def test_a_schedule_that_never_fires_does_not_stop_the_others(engine: Engine) -> None:
