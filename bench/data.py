@@ -123,8 +123,12 @@ async def data_figures(pool: asyncpg.Pool, runs: int = RUNS) -> tuple[list[Row],
         stop.set()
         await task
         await hosts.close()
+        role = (await data.org(ORG)).role
         await data.close()
         await journal.close()
+        # Roles are cluster-wide and outlive the bench database: drop the org's.
+        await pool.execute(f'DROP OWNED BY "{role}" CASCADE')
+        await pool.execute(f'DROP ROLE IF EXISTS "{role}"')
     select_ms = [o["select_ms"] for o in rw if "select_ms" in o]
     insert_ms = [o["insert_ms"] for o in rw if "insert_ms" in o]
     per_write = ((after - middle) - (middle - before)) / runs

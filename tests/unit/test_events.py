@@ -24,6 +24,7 @@ def test_every_event_type_has_a_stable_tag_and_version() -> None:
         "StateSet",
         "Emitted",
         "SleepScheduled",
+        "DataCalled",
         "SleepCompleted",
         "Failed",
         "RetryScheduled",
