@@ -237,10 +237,21 @@ async def test_sign_in_run_timeline_slider_lineage_and_dlq_retry(
     await page.locator('tr[data-version="1"] button', has_text="Check").click()
     await page.locator("#check-out .notice.ok", has_text="safe to promote").wait_for()
 
-    # Events: the emitted one, consumed by the listener's trigger.
+    # Events: the one the listener's trigger consumed, and one nobody subscribes to, marked.
+    lonely = {"payload": {"mode": "emit", "topic": "nobody.listens"}}
+    lonely_run = (await api.call("POST", "/jobs/v1/orders/trigger", json=lonely)).json["id"]
+    await api.wait_run("orders", lonely_run, ("completed",))
     await page.goto(api.base + "/console/#/events")
-    await page.locator("#events tr[data-event]").first.wait_for()
-    assert "order.placed" in await page.locator("#events").inner_text()
+    consumed = page.locator("#events tr[data-event]", has_text="order.placed")
+    unconsumed = page.locator("#events tr[data-event]", has_text="nobody.listens")
+    await unconsumed.wait_for()
+    assert await unconsumed.get_attribute("class") == "unconsumed"
+    assert "unconsumed" in await unconsumed.locator(".badge").inner_text()
+    assert await consumed.get_attribute("class") == ""
+    assert "started 1 run" in await consumed.inner_text()
+    await page.locator("#unconsumed").check()
+    await consumed.wait_for(state="detached")
+    assert await page.locator("#events tr[data-event]").count() == 1
     assert errors == []
 
 
