@@ -104,6 +104,17 @@ def detect_isolation(settings: HostSettings) -> Isolation:
         return Isolation(
             user=None, bwrap=None, multi_tenant=settings.single_tenant, summary=summary
         )
+    if bwrap is None:
+        # One unprivileged user for every org's hosts: apart from the engine, but not from
+        # each other (each could read the others' bundles). Several orgs need namespaces.
+        parts.append(
+            "several orgs' code allowed by single_tenant"
+            if settings.single_tenant
+            else "code of only one org is run (install bubblewrap, or set single_tenant)"
+        )
+        return Isolation(
+            user=user, bwrap=None, multi_tenant=settings.single_tenant, summary=", ".join(parts)
+        )
     return Isolation(user=user, bwrap=bwrap, multi_tenant=True, summary=", ".join(parts))
 
 
@@ -382,9 +393,9 @@ class HostPool:
             self._orgs.add(org)
             if len(self._orgs) > 1:
                 raise HostUnavailable(
-                    "this worker cannot isolate job code (it is not root and bubblewrap is not "
-                    "installed), so it runs one org's code only; set [jobs.functions] "
-                    "single_tenant = true to allow more"
+                    "this worker cannot keep orgs' code apart (bubblewrap is not installed), "
+                    "so it runs one org's code only; install bubblewrap, or set "
+                    "[jobs.functions] single_tenant = true to allow more"
                 )
         command = COMMANDS.get(runtime, lambda: None)()
         if command is None:
