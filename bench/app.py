@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.bun import Drain, bundle_drain, combined, interleaved, step_seconds
+from bench.bun import Drain, bundle_drain, combined, finished_drain, interleaved, step_seconds
 from bench.execution import Throughput, cpu_row
 from bench.harness import (
     CONCURRENCY_CAP,
@@ -126,17 +126,7 @@ async def code_drain(b: Bench, job: str, n: int, concurrency: int, every: float)
         outputs = await s.outputs(ids)
         s.polls += 1
         polls = s.polls
-    after = await b.commits()
-    span = await b.span(ids)
-    return Drain(
-        ids=ids,
-        seconds=span.seconds,
-        commits=after[0] - before[0] - polls,
-        writes=after[1] - before[1],
-        rows=span.rows,
-        cpu=cpu,
-        outputs=outputs,
-    )
+    return await finished_drain(b, before, ids, polls, cpu, outputs)
 
 
 def _pair(code: Throughput, bundles: Throughput, unit: str, k: int = 1) -> str:

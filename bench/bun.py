@@ -80,6 +80,28 @@ class Drain:
     outputs: dict[str, Any]
 
 
+async def finished_drain(
+    b: Bench,
+    before: tuple[int, int],
+    ids: list[str],
+    polls: int,
+    cpu: Usage | None,
+    outputs: dict[str, Any],
+) -> Drain:
+    """The drain's figures once its session has closed (its backends' counts are flushed)."""
+    after = await b.commits()
+    span = await b.span(ids)
+    return Drain(
+        ids=ids,
+        seconds=span.seconds,
+        commits=after[0] - before[0] - polls,
+        writes=after[1] - before[1],
+        rows=span.rows,
+        cpu=cpu,
+        outputs=outputs,
+    )
+
+
 def combined(drains: Sequence[Drain]) -> Throughput:
     """Drains of the same work as one figure: runs over the sum of their spans."""
     runs = sum(len(d.ids) for d in drains)
@@ -131,17 +153,7 @@ async def bundle_drain(
         outputs = await s.outputs(ids)
         s.polls += 1
         polls = s.polls
-    after = await b.commits()
-    span = await b.span(ids)
-    return Drain(
-        ids=ids,
-        seconds=span.seconds,
-        commits=after[0] - before[0] - polls,
-        writes=after[1] - before[1],
-        rows=span.rows,
-        cpu=cpu,
-        outputs=outputs,
-    )
+    return await finished_drain(b, before, ids, polls, cpu, outputs)
 
 
 async def interleaved(

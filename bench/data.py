@@ -92,7 +92,7 @@ async def _raw(
 
 
 async def data_figures(pool: asyncpg.Pool, runs: int = RUNS) -> tuple[list[Row], list[str]]:
-    url = pool._connect_args[0]  # type: ignore[attr-defined]  # the bench database's URL
+    url = pool._connect_args[0]  # the bench database's URL (asyncpg keeps it)
     data = DataService(pool, url)
     await data.run_sql(ORG, "CREATE TABLE items (id bigint PRIMARY KEY, v text)")
     journal = Journal(pool)

@@ -3,7 +3,13 @@
 __version__ = "0.1.0"
 
 
-_APP_NAMES = frozenset({"App", "Retry", "RunFailed", "cron", "event", "webhook"})
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use
+    from reactor_jobs.app import App, Retry, RunFailed, cron, event, webhook
+
+__all__ = ["App", "Retry", "RunFailed", "cron", "event", "webhook"]
+_APP_NAMES = frozenset(__all__)
 
 
 def __getattr__(name: str) -> object:
