@@ -61,7 +61,9 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
         lease = T0 + timedelta(seconds=attempt)
         appends.append([ev.AttemptStarted(attempt=attempt, worker="w1", lease_expires_at=lease)])
         for _ in range(draw(st.integers(0, 3))):
-            kind = draw(st.sampled_from(["step", "state", "unset", "emit", "step_failed", "beat"]))
+            kind = draw(
+                st.sampled_from(["step", "state", "unset", "emit", "step_failed", "beat", "data"])
+            )
             if kind == "beat":  # older beats carry the time, newer ones the lease's length
                 step: ev.Event = draw(
                     st.sampled_from(
@@ -77,6 +79,13 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
                 )
             elif kind == "step":
                 step = ev.StepCompleted(name=draw(names), attempt=attempt, output=draw(json_values))
+            elif kind == "data":  # a ctx.data call outside a step: history only
+                step = ev.DataCalled(
+                    name=f"data:{draw(names)}",
+                    request={"method": "GET", "table": "orders"},
+                    rows=[draw(json_values)],
+                    count=1,
+                )
             elif kind in ("state", "unset"):
                 step = ev.StateSet(
                     key=draw(names), value=draw(json_values), deleted=kind == "unset"

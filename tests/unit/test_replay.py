@@ -55,7 +55,12 @@ def test_fold_matches_the_events(appends: list[list[ev.Event]]) -> None:
     recs = record("run_1", appends)
     state = fold(recs)
     events = [r.event for r in recs]
-    steps = {e.name: e.output for e in events if isinstance(e, ev.StepCompleted)}
+    steps: dict[str, Any] = {}
+    for e in events:  # completed steps and ctx.data calls, shown alike
+        if isinstance(e, ev.StepCompleted):
+            steps[e.name] = e.output
+        elif isinstance(e, ev.DataCalled):
+            steps[e.name] = {"rows": e.rows, "count": e.count}
     assert state.steps == steps
     assert state.emitted == [e.event_id for e in events if isinstance(e, ev.Emitted)]
     assert state.position == len(recs)
