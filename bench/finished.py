@@ -5,7 +5,7 @@ The journal_chain() trigger costs ~12 µs a row in PL/pgSQL (plus a previous-has
 too slow for millions of rows in a benchmark's budget. So the loader turns ordinary
 triggers off for its own session (session_replication_role = replica; the bench connects
 as a superuser) and computes what the trigger would have set, set-based: recorded_at,
-tx_id, data, prev_hash and hash, the same chain engine/chain.py verifies. The rows are
+tx_id, data, prev_hash and hash, the same chain domain/chain.py verifies. The rows are
 indistinguishable from appended ones; nothing else in the schema is bypassed.
 """
 
@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 
 _ZERO = "'\\x" + "00" * 32 + "'::bytea"
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.replay import fold
 from reactor_jobs.engine.journal import Journal, to_recorded
-from reactor_jobs.engine.replay import fold
 
 Figure = tuple[str, str, str]  # name, measured, goal
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.engine.hosts import HostSettings
 from reactor_jobs.triggers.signature import signing_key
 

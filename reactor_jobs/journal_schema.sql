@@ -40,7 +40,7 @@ CREATE INDEX IF NOT EXISTS journal_caused_by ON _reactor_jobs.journal
 
 -- Extends the run's hash chain: hash = sha256(prev_hash || header || payload), where the
 -- header is run_id, position, org, type, version and recorded_at (epoch microseconds),
--- each followed by a newline. engine/chain.py computes the same bytes for verification.
+-- each followed by a newline. domain/chain.py computes the same bytes for verification.
 CREATE OR REPLACE FUNCTION _reactor_jobs.journal_chain() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 json_values = st.recursive(

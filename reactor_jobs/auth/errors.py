@@ -3,7 +3,7 @@ ReactorError tree (401 and 403 are `Unauthorized` and `Forbidden` in principal.p
 
 from __future__ import annotations
 
-from reactor_jobs.engine.errors import NotFound, ReactorError
+from reactor_jobs.domain.errors import NotFound, ReactorError
 
 
 class BadRequest(ReactorError):

@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 from aiohttp import web
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 Role = Literal["owner", "admin", "member"]
 RANK: dict[str, int] = {"member": 1, "admin": 2, "owner": 3}

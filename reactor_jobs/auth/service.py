@@ -42,7 +42,7 @@ from reactor_jobs.auth.tokens import (
     token_hash,
 )
 from reactor_jobs.config import Config
-from reactor_jobs.engine.ids import new_id
+from reactor_jobs.domain.ids import new_id
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from reactor_jobs.cli.remote_args import (
     check_remote_args,
 )
 from reactor_jobs.config import Config, check_config, load_config
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 if TYPE_CHECKING:
     from reactor_jobs.cli.remote_args import Commands

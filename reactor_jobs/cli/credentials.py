@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 
 class CredentialsError(ReactorError):

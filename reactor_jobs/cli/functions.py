@@ -9,7 +9,7 @@ from pathlib import Path
 from reactor_jobs.cli.jobs import show_trigger_changes
 from reactor_jobs.cli.remote import Handler, Remote, confirm
 from reactor_jobs.client import Function
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 FUNCTION_FIELDS = ("name", "runtime", "live_version", "created_at", "updated_at")
 VERSION_COLUMNS = [("VERSION", "version"), ("LIVE", "live"), ("SIZE", "size"),

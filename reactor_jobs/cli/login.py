@@ -11,7 +11,7 @@ import sys
 from reactor_jobs.cli.credentials import credentials_path, remove_credentials
 from reactor_jobs.cli.remote import Handler, Remote
 from reactor_jobs.client import ConnectionFailed, User
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 
 class NotAMember(ReactorError):

@@ -20,7 +20,7 @@ from reactor_jobs.cli.credentials import (
 from reactor_jobs.cli.output import Output
 from reactor_jobs.client import Client, Session, SignInRequired, UnauthorizedError, create_client
 from reactor_jobs.client.transport import Exchange
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 Handler = Callable[[argparse.Namespace, "Remote"], Awaitable[int]]

@@ -23,7 +23,7 @@ from reactor_jobs.auth.bootstrap import DEV_ADMIN_EMAIL, DEV_ORG, ensure_dev_adm
 from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import Config
 from reactor_jobs.database import embedded_pgdata, redact_url
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.http.app import app_runner, create_app
 from reactor_jobs.node import Node
 from reactor_jobs.telemetry.http import start_metrics_listener

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import msgspec
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 
 class ReactorApiError(ReactorError):

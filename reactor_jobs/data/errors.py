@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 
 class DataError(ReactorError):

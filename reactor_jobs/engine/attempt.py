@@ -22,10 +22,12 @@ import msgspec
 from reactor_jobs.data.errors import DataError
 from reactor_jobs.data.request import DataRequest, checked
 from reactor_jobs.data.service import CheckpointFenced, DataService, Grant, Result
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine import policy
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain import policy
+from reactor_jobs.domain.errors import ConcurrencyError, FenceError, ReactorError
+from reactor_jobs.domain.ids import new_id
+from reactor_jobs.domain.replay import RunState, fold
 from reactor_jobs.engine.claim import ClaimedRun
-from reactor_jobs.engine.errors import ConcurrencyError, FenceError, ReactorError
 from reactor_jobs.engine.fanout import FanOut
 from reactor_jobs.engine.guard import Guard, ProtocolViolation
 from reactor_jobs.engine.hosts import (
@@ -35,10 +37,8 @@ from reactor_jobs.engine.hosts import (
     HostPool,
     HostUnavailable,
 )
-from reactor_jobs.engine.ids import new_id
 from reactor_jobs.engine.journal import AppendRequest, Fence, Journal
 from reactor_jobs.engine.logs import LogLine, LogSink
-from reactor_jobs.engine.replay import RunState, fold
 from reactor_jobs.functions.registry import Registry
 from reactor_jobs.functions.values import (
     MAX_SLEEP,

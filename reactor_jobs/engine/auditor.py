@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import msgspec
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import ReactorError, RunNotFound
+from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.replay import RunState
 from reactor_jobs.engine.audit import ReplayReport, replay_check, state_at
-from reactor_jobs.engine.errors import ReactorError, RunNotFound
 from reactor_jobs.engine.hosts import HostPool
-from reactor_jobs.engine.journal import Journal, RecordedEvent
-from reactor_jobs.engine.replay import RunState
+from reactor_jobs.engine.journal import Journal
 from reactor_jobs.functions.registry import Registry
 
 _IN_FLIGHT = """

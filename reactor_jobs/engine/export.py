@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from reactor_jobs.engine.journal import VerifyResult, export_line, to_recorded, verify_rows
 
 _EXPORT = """

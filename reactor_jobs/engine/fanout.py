@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.errors import ReactorError
-from reactor_jobs.engine.ids import new_id
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import ReactorError
+from reactor_jobs.domain.ids import new_id
 from reactor_jobs.engine.journal import AppendRequest
 from reactor_jobs.engine.triggered import triggered_event
 from reactor_jobs.functions.registry import Registry

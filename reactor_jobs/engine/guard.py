@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from reactor_jobs.engine.replay import Decision
+from reactor_jobs.domain.replay import Decision
 from reactor_jobs.functions.values import Nondeterministic
 
 

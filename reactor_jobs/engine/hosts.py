@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 import reactor_jobs
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.hosts import protocol
 
 log = logging.getLogger("reactor_jobs.hosts")

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from reactor_jobs.database import is_disconnect
-from reactor_jobs.engine import append_sql, chain
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.errors import (
+from reactor_jobs.domain import chain
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import (
     ConcurrencyError,
     FenceError,
     InvalidEvent,
     ReactorError,
 )
+from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.engine import append_sql
 from reactor_jobs.engine.group_commit import GroupCommitter
 from reactor_jobs.projections.handlers import Changes, project
 
@@ -38,22 +39,6 @@ class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
     fence: Fence | None = None
     # A new run that exists only if the request for run `after` in the same statement lands.
     after: str | None = None
-
-
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event as the journal holds it, with its envelope."""
-
-    global_position: int
-    run_id: str
-    position: int
-    org: str
-    type: str
-    version: int
-    recorded_at: datetime
-    prev_hash: bytes
-    hash: bytes
-    payload: bytes
-    event: ev.Event
 
 
 class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -23,18 +23,12 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 import msgspec
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine import policy
-from reactor_jobs.engine.ids import new_id
-from reactor_jobs.engine.journal import (
-    READ_STREAMS,
-    AppendRequest,
-    Fence,
-    Journal,
-    RecordedEvent,
-    to_recorded,
-)
-from reactor_jobs.engine.replay import RunState, fold
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain import policy
+from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.ids import new_id
+from reactor_jobs.domain.replay import RunState, fold
+from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Fence, Journal, to_recorded
 
 _ROW = """r.run_id, r.attempt, r.lease_owner, r.last_position"""
 

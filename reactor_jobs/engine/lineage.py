@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 import msgspec
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.errors import RunNotFound
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import RunNotFound
 
 _FIRST = """
 SELECT j.run_id, j.payload, r.job, r.status FROM _reactor_jobs.journal AS j

@@ -15,16 +15,16 @@ from typing import Any, NamedTuple
 import asyncpg
 import msgspec
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.append_sql import CANCEL_CHANNEL
-from reactor_jobs.engine.errors import (
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import (
     ConcurrencyError,
     ConcurrencyExceeded,
     DlqEntryNotFound,
     InvalidState,
     RunNotFound,
 )
-from reactor_jobs.engine.ids import new_id
+from reactor_jobs.domain.ids import new_id
+from reactor_jobs.engine.append_sql import CANCEL_CHANNEL
 from reactor_jobs.engine.journal import AppendRequest, Journal
 from reactor_jobs.engine.triggered import triggered_event
 from reactor_jobs.functions.registry import Registry

@@ -34,10 +34,10 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from reactor_jobs.database import DATABASE_ERRORS, DatabaseHealth
-from reactor_jobs.engine import cron
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.errors import ConcurrencyError, ReactorError
-from reactor_jobs.engine.ids import new_id
+from reactor_jobs.domain import cron
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import ConcurrencyError, ReactorError
+from reactor_jobs.domain.ids import new_id
 from reactor_jobs.engine.journal import AppendRequest
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.triggered import triggered_event

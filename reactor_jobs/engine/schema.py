@@ -6,7 +6,7 @@ from importlib import resources
 
 import asyncpg
 
-from reactor_jobs.engine.errors import SchemaTooNew
+from reactor_jobs.domain.errors import SchemaTooNew
 
 SCHEMA_VERSION = 4
 # Any constant works; it only keeps two starting processes from migrating at once.

@@ -25,12 +25,12 @@ from datetime import timedelta
 import asyncpg
 
 from reactor_jobs.database import DATABASE_ERRORS, DatabaseHealth, is_disconnect
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.ids import ulid
 from reactor_jobs.engine.append_sql import CANCEL_CHANNEL, WORK_CHANNEL
 from reactor_jobs.engine.attempt import Attempt, LostOwnership, RunStream
 from reactor_jobs.engine.claim import ClaimedRun, claim_due_runs
 from reactor_jobs.engine.hosts import HostPool
-from reactor_jobs.engine.ids import ulid
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.leases import expire_leases, release_interrupted
 from reactor_jobs.engine.logs import LogSink

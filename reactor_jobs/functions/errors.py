@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reactor_jobs.engine.errors import NotFound, ReactorError
+from reactor_jobs.domain.errors import NotFound, ReactorError
 
 
 class FunctionNotFound(NotFound):

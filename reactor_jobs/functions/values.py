@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_SLEEP = timedelta(days=365)

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from reactor_jobs.functions.errors import NonRetryableError
 from reactor_jobs.functions.values import (
     StepOutputError,

@@ -14,11 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
+from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.replay import RunState
 from reactor_jobs.engine.audit import ReplayReport, diff, state_at
 from reactor_jobs.engine.auditor import Auditor
-from reactor_jobs.engine.journal import RecordedEvent
 from reactor_jobs.engine.lineage import Emitter, Node, emitters, lineage
-from reactor_jobs.engine.replay import RunState
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.http import query
 from reactor_jobs.http.bodies import decode_json, json_response

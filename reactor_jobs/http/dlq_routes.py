@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
-from reactor_jobs.engine.errors import DlqEntryNotFound
+from reactor_jobs.domain.errors import DlqEntryNotFound
 from reactor_jobs.functions.errors import JobNotFound
 from reactor_jobs.http import query
 from reactor_jobs.http.bodies import from_row, json_response

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from reactor_jobs.auth.throttle import ServerBusy, TooManyRequests
-from reactor_jobs.engine.errors import ConcurrencyExceeded, ReactorError
+from reactor_jobs.domain.errors import ConcurrencyExceeded, ReactorError
 from reactor_jobs.http.ratelimit import RateLimited
 from reactor_jobs.http.requestlog import request_id
 

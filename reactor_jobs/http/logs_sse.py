@@ -26,7 +26,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from msgspec import UNSET, UnsetType
 
 from reactor_jobs.auth.principal import Principal
-from reactor_jobs.engine.errors import RunNotFound
+from reactor_jobs.domain.errors import RunNotFound
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.http.bodies import from_row
 from reactor_jobs.http.jobs_routes import JOB

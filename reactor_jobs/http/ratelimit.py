@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 # Past this many buckets, full ones (idle keys, deleted triggers) are dropped.
 _PRUNE_ABOVE = 10_000

@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from reactor_jobs.engine.ids import ulid
+from reactor_jobs.domain.ids import ulid
 
 REQUEST_ID_HEADER = "X-Request-Id"
 SERVER_NAME = "reactor"

@@ -12,8 +12,8 @@ import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
-from reactor_jobs.engine.errors import RunNotFound
-from reactor_jobs.engine.ids import ENGINE_KEY_PREFIXES
+from reactor_jobs.domain.errors import RunNotFound
+from reactor_jobs.domain.ids import ENGINE_KEY_PREFIXES
 from reactor_jobs.engine.journal import export_line
 from reactor_jobs.engine.runs import RunControl, RunInfo
 from reactor_jobs.functions.errors import InvalidField, JobNotFound

@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
-from reactor_jobs.engine import cron
+from reactor_jobs.domain import cron
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.http.bodies import decode_json, json_response
 from reactor_jobs.http.jobs_routes import JOB

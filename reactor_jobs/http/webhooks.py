@@ -24,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from reactor_jobs.engine.errors import NotFound
-from reactor_jobs.engine.ids import webhook_key
+from reactor_jobs.domain.errors import NotFound
+from reactor_jobs.domain.ids import webhook_key
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.http.bodies import decode_bytes, json_response, read_body
 from reactor_jobs.http.keys import CONFIG, NODE, TRIGGERS, WEBHOOK_GUARDS, WEBHOOK_LIMITER

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 
 NOW = "now"  # also PostgreSQL's input literal for the transaction time
 # A patch key "+column" holds milliseconds: the column becomes NOW plus that many, so the

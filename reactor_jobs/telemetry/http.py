@@ -13,7 +13,7 @@ import logging
 from aiohttp import web
 
 from reactor_jobs.config import MetricsConfig
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.node import Node
 from reactor_jobs.telemetry.metrics import CONTENT_TYPE, render
 

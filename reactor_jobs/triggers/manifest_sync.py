@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
-from reactor_jobs.engine.ids import new_id
+from reactor_jobs.domain.ids import new_id
 from reactor_jobs.functions import manifest
 from reactor_jobs.functions.errors import JobNotFound
 from reactor_jobs.triggers.reconcile import kind_of, plan, spec_of

@@ -1,5 +1,5 @@
 """`triggers next`: the next fire times of a job's cron triggers, from the database clock's
-now (the clock the scheduler fires by), under the DST rule of engine/cron.py."""
+now (the clock the scheduler fires by), under the DST rule of domain/cron.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 import asyncpg
 import msgspec
 
-from reactor_jobs.engine import cron
+from reactor_jobs.domain import cron
 from reactor_jobs.functions.errors import InvalidField, JobNotFound
 from reactor_jobs.functions.manifest import CatchUp
 

@@ -13,7 +13,7 @@ import hmac
 import re
 from collections.abc import Mapping
 
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_S = 5 * 60

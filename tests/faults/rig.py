@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reactor_jobs.database import connect, create_pool, start_embedded, with_database
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.schema import migrate
 from tests.engine_fixtures import ORG, TERMINAL, Engine

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from tests.faults.rig import (
     ORG,
     RERUN_COMPLETED_STEPS,

@@ -24,7 +24,7 @@ from reactor_jobs.auth.middleware import auth_middleware
 from reactor_jobs.auth.principal import Role, require
 from reactor_jobs.auth.service import AuthService
 from reactor_jobs.config import AuthConfig, Config, JobsConfig
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.http.auth_routes import add_auth_routes
 
 pytestmark = pytest.mark.integration

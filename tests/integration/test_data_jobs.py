@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 
 from reactor_jobs.data.service import DataService
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.replay import fold
 from reactor_jobs.engine.auditor import Auditor
-from reactor_jobs.engine.replay import fold
 from tests.data_fixtures import drop_data_roles
 from tests.engine_fixtures import ORG, Engine
 

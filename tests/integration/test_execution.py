@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from reactor_jobs.engine.errors import ConcurrencyExceeded, InvalidState
-from reactor_jobs.engine.replay import fold
+from reactor_jobs.domain.errors import ConcurrencyExceeded, InvalidState
+from reactor_jobs.domain.replay import fold
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration

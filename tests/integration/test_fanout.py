@@ -8,8 +8,8 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.errors import FenceError
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import FenceError
 from reactor_jobs.engine.journal import AppendRequest, Fence, Journal
 from reactor_jobs.engine.lineage import lineage
 from tests.engine_fixtures import ORG, Engine

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from reactor_jobs.engine import hosts as hosts_module
 from reactor_jobs.engine.hosts import HostPool, HostSettings
 from reactor_jobs.engine.worker import Worker

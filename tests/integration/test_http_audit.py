@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from reactor_jobs.client import Client, LineageRun, create_client
-from reactor_jobs.engine.replay import fold
+from reactor_jobs.domain.replay import fold
 from tests.audit_fixtures import (
     JOB,
     completed_order,

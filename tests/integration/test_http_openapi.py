@@ -9,7 +9,7 @@ import pkgutil
 import pytest
 
 import reactor_jobs
-from reactor_jobs.engine.errors import ReactorError
+from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.http.console import PREFIX as CONSOLE
 from reactor_jobs.http.errors import INTERNAL_CODES, STATUS
 from reactor_jobs.http.keys import OPENAPI

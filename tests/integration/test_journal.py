@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.errors import ConcurrencyError, FenceError, InvalidEvent
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import ConcurrencyError, FenceError, InvalidEvent
 from reactor_jobs.engine.journal import AppendRequest, Fence, Journal, export_line
 
 pytestmark = pytest.mark.integration

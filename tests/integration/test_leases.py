@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.replay import fold
 from reactor_jobs.engine.attempt import LostOwnership, RunStream
 from reactor_jobs.engine.claim import claim_due_runs
 from reactor_jobs.engine.journal import Fence
 from reactor_jobs.engine.leases import expire_leases
-from reactor_jobs.engine.replay import fold
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration

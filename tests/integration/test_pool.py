@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reactor_jobs.database import create_pool
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from reactor_jobs.engine.journal import Journal
 
 pytestmark = pytest.mark.integration

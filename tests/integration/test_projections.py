@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.replay import fold
 from reactor_jobs.engine.journal import Journal
-from reactor_jobs.engine.replay import fold
 from reactor_jobs.projections.rebuild import rebuild
 from tests.histories import run_history
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from reactor_jobs.engine.errors import NotFound
+from reactor_jobs.domain.errors import NotFound
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.errors import (
     AlreadyExists,

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from reactor_jobs.database import connect, with_database
-from reactor_jobs.engine.errors import SchemaTooNew
+from reactor_jobs.domain.errors import SchemaTooNew
 from reactor_jobs.engine.schema import SCHEMA_VERSION, current_version, migrate, schema_sql
 from tests.conftest import admin_sql
 

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from reactor_jobs.config import Config, JobsConfig, TelemetryConfig
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from reactor_jobs.telemetry.tracing import (
     TRACING,
     parse_traceparent,

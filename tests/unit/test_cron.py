@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactor_jobs.engine.cron import (
+from reactor_jobs.domain.cron import (
     MAX_CATCH_UP,
     MAX_SCAN,
     due_slots,

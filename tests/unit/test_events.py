@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from hypothesis import given
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 from tests.histories import json_values
 
 

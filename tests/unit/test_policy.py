@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.ids import new_id, ulid
-from reactor_jobs.engine.policy import after_failure, backoff_ms
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.ids import new_id, ulid
+from reactor_jobs.domain.policy import after_failure, backoff_ms
 from reactor_jobs.functions.values import parse_duration
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.journal import RecordedEvent
-from reactor_jobs.engine.replay import RunState, fold
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.replay import RunState, fold
 from reactor_jobs.projections.rebuild import Projections
 from tests.histories import T0, run_history
 

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
 
-from reactor_jobs.engine.ids import CRON_KEY_PREFIX
+from reactor_jobs.domain.ids import CRON_KEY_PREFIX
 
 MAX_CATCH_UP = 100
 MAX_SCAN = 10_000  # slots looked at per trigger and tick; a longer outage is not replayed

@@ -294,3 +294,19 @@ def upcast(data: dict[str, Any], type_name: str, version: int) -> Event:
     data["type"] = type_name
     event: Event = msgspec.convert(data, Event)
     return event
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as the journal holds it, with its envelope."""
+
+    global_position: int
+    run_id: str
+    position: int
+    org: str
+    type: str
+    version: int
+    recorded_at: datetime
+    prev_hash: bytes
+    hash: bytes
+    payload: bytes
+    event: Event

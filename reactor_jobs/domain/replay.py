@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from reactor_jobs.engine import events as ev
-from reactor_jobs.engine.journal import RecordedEvent
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.events import RecordedEvent
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 

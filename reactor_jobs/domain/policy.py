@@ -7,7 +7,7 @@ initial * n, capped at max_delay. "Equal jitter" then picks uniformly from the u
 
 from __future__ import annotations
 
-from reactor_jobs.engine import events as ev
+from reactor_jobs.domain import events as ev
 
 
 def backoff_ms(attempt: int, *, backoff: str, initial_ms: int, max_ms: int, jitter: float) -> int:
