@@ -125,7 +125,7 @@ def run_history(draw: Any, run_id: str, event_ids: list[str] | None = None) -> l
         if ending == "interrupted":  # its host died under it: queued again, not charged
             appends.append([ev.AttemptInterrupted(attempt=attempt, reason="host died")])
             continue
-        failure: ev.Event = {
+        failure: ev.Event = {  # type: ignore[assignment]  # a dict of event types
             "fail": ev.Failed(attempt=attempt, error=_error(draw)),
             "timeout": ev.TimedOut(attempt=attempt, timeout_ms=1000),
             "lease": ev.LeaseExpired(attempt=attempt, worker="w1", charged=draw(st.booleans())),

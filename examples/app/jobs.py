@@ -21,7 +21,7 @@ def charge(order: dict[str, Any]) -> dict[str, Any]:
 @app.job(retry=Retry(max_attempts=5, initial_delay_ms=500), max_concurrency=5)
 async def process_order(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     order = await ctx.step("validate", lambda: {"id": payload["orderId"], "total": 42})
-    receipt = await ctx.step("charge", lambda: charge(order))
+    receipt: dict[str, Any] = await ctx.step("charge", lambda: charge(order))
     await ctx.emit("order.processed", {"orderId": order["id"]})
     return receipt
 

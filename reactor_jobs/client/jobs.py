@@ -7,7 +7,7 @@ first, and `next_cursor` to pass back as `cursor=` for the next page (None on th
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -253,7 +253,7 @@ class Jobs:
         last_event_id: str | None = None,
         run_id: str | None = None,
         follow: bool = True,
-    ) -> AsyncIterator[LogEvent]:
+    ) -> AsyncGenerator[LogEvent, None]:
         """The job's live log: a RunEvent per journal event of its runs and a LogLine per
         `ctx.log` line, from now (or after `last_event_id`; "0-0-0" replays everything);
         with `run_id`, only that run's. Ends when the server closes the stream; resume with

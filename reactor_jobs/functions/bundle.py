@@ -26,7 +26,8 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "python": ("code/index.py",),
     "bun": ("code/index.ts", "code/index.js", "code/index.mjs"),
 }
-_SKIPPED_DIRS = frozenset({"__pycache__"})
+# Caches of tools run in a function's folder (and its git metadata) are never part of its code.
+_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _BAD_ARCHIVE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
 

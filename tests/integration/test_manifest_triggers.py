@@ -59,11 +59,12 @@ async def deploy(engine: Engine, triggers: list[dict[str, Any]]) -> int:
 
 
 async def manifest_triggers(pool: asyncpg.Pool, job: str) -> list[asyncpg.Record]:
-    return await pool.fetch(
+    rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT * FROM _reactor_jobs.triggers WHERE job = $1 AND source = 'manifest'"
         " ORDER BY kind, schedule, topic",
         job,
     )
+    return rows
 
 
 def ids(triggers: list[Any]) -> list[str]:
@@ -139,7 +140,7 @@ async def test_promoting_the_live_version_again_changes_nothing(engine: Engine) 
     rows = await engine.pool.fetch(_ROWS)
     assert len(rows) == 8
     again = (await engine.registry.promote_with_triggers(ORG, FN, v1)).triggers
-    assert again.added == again.changed == again.removed == []
+    assert (again.added, again.changed, again.removed) == ([], [], [])
     assert ids(again.unchanged) == [r["id"] for r in rows]
     assert await engine.pool.fetch(_ROWS) == rows
     # A reordered manifest with the same triggers is no change either.

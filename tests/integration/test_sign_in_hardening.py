@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.http_fixtures import PASSWORD, Api, api
+from tests.http_fixtures import PASSWORD, Api, Reply, api
 from tests.integration.test_http_errors import assert_error
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ __all__ = ["api"]
 TOKEN = "/auth/v1/token?grant_type=password"
 
 
-async def sign_in(api: Api, email: str, password: str) -> object:
+async def sign_in(api: Api, email: str, password: str) -> Reply:
     return await api.call("POST", TOKEN, as_=None, json={"email": email, "password": password})
 
 
@@ -56,10 +56,10 @@ async def test_a_flood_of_sign_ins_does_not_starve_the_default_thread_pool(api: 
     latencies = [await probe() for _ in range(5)]
     replies = await asyncio.gather(*flood)
     assert max(latencies) < 0.5, latencies
-    statuses = {reply.status for reply in replies}  # type: ignore[attr-defined]
+    statuses = {reply.status for reply in replies}
     assert statuses <= {401, 429, 503}, statuses
     assert 503 in statuses or 429 in statuses  # bounded: the overflow is refused
-    busy = [r for r in replies if r.status == 503]  # type: ignore[attr-defined]
+    busy = [r for r in replies if r.status == 503]
     for reply in busy:
         assert_error(reply, 503, "server_busy")
-        assert reply.headers["Retry-After"] == "1"  # type: ignore[attr-defined]
+        assert reply.headers["Retry-After"] == "1"

@@ -65,6 +65,9 @@ def test_pack_dir_zeroes_metadata_and_skips_bytecode(tmp_path: Path) -> None:
     (folder / "code" / "__pycache__").mkdir()
     (folder / "code" / "__pycache__" / "index.cpython-311.pyc").write_bytes(b"\0")
     (folder / "code" / "stale.pyc").write_bytes(b"\0")
+    for cache in (".mypy_cache", ".git", "code/.pytest_cache"):  # tools run in the folder
+        (folder / cache).mkdir()
+        (folder / cache / "state").write_bytes(b"\0")
     archive = pack_dir(folder)
     assert archive == pack_dir(QUICKSTART)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:

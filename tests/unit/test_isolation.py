@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -11,7 +12,7 @@ from reactor_jobs.engine.hosts import HostSettings, detect_isolation
 
 
 def test_namespaces_allow_several_orgs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hosts.shutil, "which", lambda name: "/usr/bin/bwrap")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/bwrap")
     isolation = detect_isolation(HostSettings())
     assert isolation.multi_tenant and isolation.bwrap == "/usr/bin/bwrap"
 
@@ -21,7 +22,7 @@ def test_without_bubblewrap_one_org_unless_configured(
     monkeypatch: pytest.MonkeyPatch, single_tenant: bool
 ) -> None:
     """Hosts of every org would share one user: apart from the engine, not from each other."""
-    monkeypatch.setattr(hosts.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     isolation = detect_isolation(HostSettings(single_tenant=single_tenant))
     assert isolation.bwrap is None
     assert isolation.multi_tenant is single_tenant
@@ -31,6 +32,6 @@ def test_without_bubblewrap_one_org_unless_configured(
 
 
 def test_a_required_sandbox_that_is_missing_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hosts.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(hosts.HostUnavailable, match="bwrap is not installed"):
         detect_isolation(HostSettings(sandbox="bwrap"))

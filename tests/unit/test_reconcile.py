@@ -30,7 +30,7 @@ def test_equal_triggers_are_kept_whatever_the_order() -> None:
     existing = [record(1, CronSpec(schedule="0 * * * *")), record(2, WebhookSpec())]
     steps = plan(existing, [WebhookSpec(), CronSpec(schedule="0 * * * *")])
     assert [t.id for t in steps.unchanged] == ["trg_2", "trg_1"]
-    assert steps.changed == steps.removed == steps.added == []
+    assert (steps.changed, steps.removed, steps.added) == ([], [], [])
 
 
 def test_same_kind_is_changed_in_place_the_rest_added_or_removed() -> None:

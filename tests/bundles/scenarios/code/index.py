@@ -38,7 +38,7 @@ async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
             await effect(env, ctx, "b")
             if ctx.attempt < p["ok_on"]:
                 raise RuntimeError(f"b fails on attempt {ctx.attempt}")
-            return a["got"] + 1
+            return int(a["got"]) + 1
 
         return {"b": await ctx.step("b", b), "attempt": ctx.attempt}
     if mode == "sleep":
