@@ -170,12 +170,28 @@ class TimedOut(_Event, frozen=True, tag="TimedOut"):
     attempt: int
     timeout_ms: int
 
+    @property
+    def error(self) -> ErrorInfo:
+        """The run's last error after it: the one message for a timeout."""
+        return ErrorInfo(
+            type="TimedOut",
+            message=f"attempt {self.attempt} ran past its timeout of {self.timeout_ms} ms",
+        )
+
 
 class LeaseExpired(_Event, frozen=True, tag="LeaseExpired"):
     attempt: int
     worker: str
     # False when the lease ran out only because the database was unreachable: not a try.
     charged: bool = True
+
+    @property
+    def error(self) -> ErrorInfo:
+        """The run's last error after it: the one message for a lost lease."""
+        return ErrorInfo(
+            type="LeaseExpired",
+            message=f"worker {self.worker} lost its lease during attempt {self.attempt}",
+        )
 
 
 class AttemptInterrupted(_Event, frozen=True, tag="AttemptInterrupted"):

@@ -236,7 +236,7 @@ class Attempt:
 
     async def _timed_out(self, state: RunState, stream: RunStream) -> Outcome:
         timed_out = ev.TimedOut(attempt=state.attempt, timeout_ms=state.timeout_ms)
-        error = ev.ErrorInfo(type="TimedOut", message=f"ran past {state.timeout_ms} ms")
+        error = timed_out.error
         then = self._next(state, error)
         await stream.append([timed_out, then])
         _after_failure(state, then, error.type)

@@ -60,7 +60,7 @@ def _expiry(row: asyncpg.Record, state: RunState) -> list[ev.Event]:
     expired = ev.LeaseExpired(attempt=row["attempt"], worker=row["lease_owner"])
     if row["outage"] and state.interruptions < state.max_attempts:
         return [msgspec.structs.replace(expired, charged=False)]
-    error = ev.ErrorInfo(type="LeaseExpired", message=f"worker {row['lease_owner']} lost its lease")
+    error = expired.error
     delay = policy.backoff_ms(
         max(state.tries, 1),
         backoff=state.backoff,
