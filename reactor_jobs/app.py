@@ -35,12 +35,12 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 
-from reactor_jobs.config import Config, load_config
+from reactor_jobs.config import Config, HostSettings, load_config
 from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.engine.attempt import function_key
 from reactor_jobs.engine.audit import ReplayReport
 from reactor_jobs.engine.auditor import Auditor, FunctionCheck
-from reactor_jobs.engine.hosts import Host, HostPool, HostSettings
+from reactor_jobs.engine.hosts import Host, HostPool
 from reactor_jobs.engine.runs import RunInfo
 from reactor_jobs.functions import manifest as manifests
 from reactor_jobs.functions import registry_sql as sql

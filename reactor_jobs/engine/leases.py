@@ -25,10 +25,10 @@ import msgspec
 
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain import policy
-from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.events import RecordedEvent, to_recorded
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.domain.replay import RunState, fold
-from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Fence, Journal, to_recorded
+from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Fence, Journal
 
 _ROW = """r.run_id, r.attempt, r.lease_owner, r.last_position"""
 

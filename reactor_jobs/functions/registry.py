@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.functions import registry_sql as sql
+from reactor_jobs.functions.bun_binary import HOW_TO_GET_BUN, find_bun
 from reactor_jobs.functions.bundle import read_manifest, validate_bundle
 from reactor_jobs.functions.code_check import check_code
 from reactor_jobs.functions.errors import (
@@ -46,7 +47,6 @@ from reactor_jobs.functions.records import (
     ResolvedJob,
     VersionInfo,
 )
-from reactor_jobs.hosts.bun_binary import HOW_TO_GET_BUN, find_bun
 from reactor_jobs.triggers.manifest_sync import TriggerChanges, sync_job, wanted_triggers
 from reactor_jobs.triggers.reconcile import spec_of
 

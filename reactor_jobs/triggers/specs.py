@@ -8,9 +8,9 @@ from typing import TypeAlias
 
 import msgspec
 
+from reactor_jobs.domain.signature import signing_key
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.functions.manifest import CatchUp, check_cron, check_timezone
-from reactor_jobs.triggers.signature import signing_key
 
 MAX_TOPIC_CHARS = 200
 MAX_SECRET_CHARS = 512
