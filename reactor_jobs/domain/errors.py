@@ -109,3 +109,13 @@ class SchemaTooNew(ReactorError):
             f"to {supported}: upgrade Reactor Jobs, or point it at another database"
         )
         self.found, self.supported = found, supported
+
+
+class Nondeterministic(ReactorError):
+    """The code's calls differ from the run's recorded history."""
+
+    code = "nondeterministic"
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
