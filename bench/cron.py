@@ -1,5 +1,5 @@
 """Cron fire lateness under load: many per-second cron triggers across jobs, a worker
-completing their runs, and the scheduler (triggers/scheduler.py) at the default
+completing their runs, and the scheduler (engine/scheduler.py) at the default
 `scheduler_interval_ms` (1000), at 100 ms, and as three schedulers on one database.
 
 Lateness is the database clock's: a slot's time (the Triggered event's `scheduled_for`) to
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from bench.harness import ORG, Bench, Row, Session, bench, met, ms, percentile
-from reactor_jobs.triggers.scheduler import Scheduler
+from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.triggers.specs import CronSpec
 from reactor_jobs.triggers.store import TriggerStore
 

@@ -404,7 +404,8 @@ async def register(node: Any, org: str, jobs: Sequence[CodeJob]) -> dict[str, in
                 await conn.execute(sql.JOBS_INSERT, org, job.name, job.function, *([None] * 6))
             elif bound != job.function:
                 raise AlreadyExists("job", job.name)
-            await sync_job(conn, org, job.name, wanted_triggers(manifest.job))
+            declared = manifest.job.triggers if manifest.job is not None else []
+            await sync_job(conn, org, job.name, wanted_triggers(declared))
             versions[job.name] = int(version)
     return versions
 

@@ -15,10 +15,10 @@ from reactor_jobs.engine.attempt import function_env
 from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
+from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.engine.schema import migrate
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.triggers.scheduler import Scheduler
 
 
 class Node:

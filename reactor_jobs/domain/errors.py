@@ -119,3 +119,22 @@ class Nondeterministic(ReactorError):
     def __init__(self, message: str, position: int | None = None) -> None:
         super().__init__(message)
         self.position = position
+
+
+class JobNotFound(NotFound):
+    """The job does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"job {name} not found")
+        self.name = name
+
+
+class InvalidField(ReactorError):
+    """A field has an invalid value."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

@@ -13,10 +13,10 @@ import msgspec
 
 from reactor_jobs.domain.cron import check_cron, check_timezone
 from reactor_jobs.functions.errors import InvalidField, InvalidManifest, InvalidPolicy
+from reactor_jobs.triggers.declared import CronTrigger, EventTrigger, Trigger
 
 Backoff: TypeAlias = Literal["exponential", "linear"]
 Runtime: TypeAlias = Literal["python", "bun"]
-CatchUp: TypeAlias = Literal["latest", "skip", "all"]
 
 BACKOFFS: tuple[str, ...] = ("exponential", "linear")
 # Function and job names: lowercase, digits and dashes; they appear in URLs and paths.
@@ -38,29 +38,6 @@ INT32_MAX = 2_147_483_647
 
 class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
     pass
-
-
-class CronTrigger(_Wire, frozen=True, tag="cron", tag_field="kind"):
-    # 5 fields, or 6 with seconds as the last field (croniter's convention).
-    schedule: str
-    timezone: str = "UTC"
-    catch_up: CatchUp = "latest"
-
-
-class EventTrigger(_Wire, frozen=True, tag="event", tag_field="kind"):
-    topic: str
-
-
-class WebhookTrigger(_Wire, frozen=True, tag="webhook", tag_field="kind"):
-    # Request headers its runs keep beyond the defaults (triggers/specs.py).
-    headers: list[str] | None = None
-
-
-class ManualTrigger(_Wire, frozen=True, tag="manual", tag_field="kind"):
-    pass
-
-
-Trigger: TypeAlias = CronTrigger | EventTrigger | WebhookTrigger | ManualTrigger
 
 
 class RetryPolicy(_Wire, frozen=True):

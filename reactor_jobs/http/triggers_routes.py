@@ -1,7 +1,7 @@
 """A job's triggers: create (a webhook's ingress URL is returned once), list, delete, and
 the next fire times of its cron triggers.
 
-Cron triggers are fired by the scheduler (triggers/scheduler.py), event triggers by the
+Cron triggers are fired by the scheduler (engine/scheduler.py), event triggers by the
 fan-out of ctx.emit (engine/fanout.py), webhook triggers by the ingress (webhooks.py)."""
 
 from __future__ import annotations

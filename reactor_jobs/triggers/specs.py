@@ -9,9 +9,9 @@ from typing import TypeAlias
 import msgspec
 
 from reactor_jobs.domain.cron import check_cron, check_timezone
+from reactor_jobs.domain.errors import InvalidField
 from reactor_jobs.domain.signature import signing_key
-from reactor_jobs.functions.errors import InvalidField
-from reactor_jobs.functions.manifest import CatchUp
+from reactor_jobs.triggers.declared import CatchUp
 
 MAX_TOPIC_CHARS = 200
 MAX_SECRET_CHARS = 512

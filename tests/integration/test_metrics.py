@@ -13,9 +13,9 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from reactor_jobs.config import MetricsConfig
+from reactor_jobs.engine.scheduler import Scheduler
 from reactor_jobs.telemetry.http import metrics_response, start_metrics_listener
 from reactor_jobs.telemetry.metrics import OTHER, LabelCap, render, top_pairs
-from reactor_jobs.triggers.scheduler import Scheduler
 from tests.engine_fixtures import ORG, Engine
 from tests.http_fixtures import Api, api
 from tests.integration.test_scheduler import cron_trigger, fired_slots

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from reactor_jobs.domain import events as ev
-from reactor_jobs.triggers.scheduler import Scheduler
+from reactor_jobs.engine.scheduler import Scheduler
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,10 @@ LAYERS: dict[str, set[str]] = {
     "auth": {"domain", "config"},
     "data": {"domain", "config", "database", "statements"},
     "projections": {"domain", "statements"},  # pure handlers and the rebuild
-    "functions": {"domain", "statements"},
+    # trigger definitions: a function.json declares its job's triggers, and the registry
+    # makes the triggers table match them in its own transactions
+    "triggers": {"domain", "statements"},
+    "functions": {"domain", "statements", "triggers"},
     "hosts": {"domain", "functions"},  # the programs that run job code
     "engine": {
         "domain",
@@ -39,15 +42,7 @@ LAYERS: dict[str, set[str]] = {
         "functions",
         "hosts",
         "data",
-    },
-    "triggers": {
-        "domain",
-        "statements",
-        "database",
-        "telemetry",
-        "functions",
-        "engine",
-        "projections",
+        "triggers",
     },
     "node": {
         "domain",
@@ -97,10 +92,6 @@ LAYERS: dict[str, set[str]] = {
     PACKAGE: {"app"},  # reactor_jobs.App and friends, loaded lazily
 }
 IO_MODULES = {"asyncpg", "aiohttp", "socket", "subprocess"}
-# Known edges that close a cycle, each to be removed, never added to: the registry still
-# makes a job's manifest triggers match in its own transactions (promote, create and rebind
-# a job), so functions reaches up into triggers.
-PENDING: set[tuple[str, str]] = {("functions", "triggers")}
 
 
 def _module_name(path: Path) -> str:
@@ -176,7 +167,7 @@ def test_packages_import_only_their_allowed_layers() -> None:
         f"{source} -> {target} ({', '.join(where[:3])})"
         for source, targets in sorted(_graph().items())
         for target, where in sorted(targets.items())
-        if target not in LAYERS.get(source, set()) and (source, target) not in PENDING
+        if target not in LAYERS.get(source, set())
     ]
     assert not unexpected, "imports outside the layering:\n" + "\n".join(unexpected)
 
@@ -206,10 +197,7 @@ def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_package_graph_has_no_cycle() -> None:
     graph = _graph()
-    edges = {source: set(targets) for source, targets in graph.items()}
-    for source, target in PENDING:
-        edges[source].discard(target)
-    cycle = _cycle(edges)
+    cycle = _cycle({source: set(targets) for source, targets in graph.items()})
     if cycle is not None:
         hops = itertools.pairwise(cycle)
         where = "\n".join(f"  {a} -> {b}: {', '.join(graph[a][b][:3])}" for a, b in hops)
@@ -219,12 +207,6 @@ def test_the_package_graph_has_no_cycle() -> None:
 def test_the_allowed_layering_itself_has_no_cycle() -> None:
     """So allowing a listed dependency can never close a loop."""
     assert _cycle(LAYERS) is None, _cycle(LAYERS)
-
-
-def test_pending_edges_are_still_there() -> None:
-    """A pending edge that is gone must leave PENDING, so it cannot come back unnoticed."""
-    graph = _graph()
-    assert {(s, t) for s, t in PENDING if t not in graph.get(s, {})} == set()
 
 
 def test_the_cycle_finder_names_a_cycle() -> None:

@@ -2,7 +2,7 @@
 nodes. A slot's run carries the idempotency key cron:<trigger>:<local slot time>, so the
 runs_idempotency index lets only one fire through, whatever happens; `fired_through` on the
 trigger records how far the slots are handled. Sleeps, retries and leases are the workers'
-(see engine/worker.py).
+(see worker.py).
 
 Each tick reads every cron trigger with the database clock's now and sleeps until the next
 slot of any trigger (at most `interval_ms`), so a slot fires within milliseconds of its time
