@@ -11,7 +11,7 @@ never kept. What the journal holds every member of the org can read, so a denyli
 let X-Jwt-Assertion or X-Client-Cert through) is not enough. In order:
 unknown token 404; the trigger's rate limit 429 (ratelimit.py); body size 413; when the
 trigger or the server has a secret, the Standard Webhooks signature 401
-(triggers/signature.py); then a repeated `webhook-id` gets the first run back (200,
+(domain/signature.py); then a repeated `webhook-id` gets the first run back (200,
 "duplicate": true) through the run idempotency key `webhook:<trigger id>:<webhook-id>`.
 """
 

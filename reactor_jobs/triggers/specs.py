@@ -52,7 +52,7 @@ class EventSpec(_Spec, frozen=True, tag="event"):
 
 class WebhookSpec(_Spec, frozen=True, tag="webhook"):
     """Fire on a POST to the trigger's ingress URL. With a `secret` (write-only: never
-    returned), requests must be signed with it (triggers/signature.py). `headers`: request
+    returned), requests must be signed with it (domain/signature.py). `headers`: request
     headers its runs keep beyond DEFAULT_WEBHOOK_HEADERS (lowercase names)."""
 
     secret: str | None = None
