@@ -154,16 +154,18 @@ def _unknown_state() -> RunState:
 
 
 _UNKNOWN_RUN = _unknown_state()
+# The fold-only containers (steps, decisions, ...) that events fill: fresh in every copy.
+_CONTAINERS = tuple(
+    f for f in RunState.__struct_fields__ if isinstance(getattr(_UNKNOWN_RUN, f), dict | list)
+)
 
 
 def _unknown_run() -> RunState:
     """A run's state as an append to an existing run sees it: every field the row holds is
     unknown, so after the events the fields still unknown are the ones left as they were."""
-    # A copy of a template (fresh containers for the fold-only fields the events fill) is
-    # cheaper than setting two dozen fields: this runs on every append.
-    return msgspec.structs.replace(
-        _UNKNOWN_RUN, headers={}, steps={}, state={}, emitted=[], sleeps={}, decisions={}
-    )
+    # A copy of a template is cheaper than setting two dozen fields: this runs on every append.
+    fresh = {f: type(getattr(_UNKNOWN_RUN, f))() for f in _CONTAINERS}
+    return msgspec.structs.replace(_UNKNOWN_RUN, **fresh)
 
 
 def run_row(s: RunState) -> Row:
