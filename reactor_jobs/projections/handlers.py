@@ -146,26 +146,14 @@ _COLUMN_PATHS = [(column, *path.partition(".")[::2]) for column, path in _COLUMN
 _STATE_FIELDS = {field for _, field, _ in _COLUMN_PATHS}
 
 
-def _unknown_state() -> RunState:
-    s = RunState()
-    for name in _STATE_FIELDS:
-        setattr(s, name, UNKNOWN)
-    return s
-
-
-_UNKNOWN_RUN = _unknown_state()
-# The fold-only containers (steps, decisions, ...) that events fill: fresh in every copy.
-_CONTAINERS = tuple(
-    f for f in RunState.__struct_fields__ if isinstance(getattr(_UNKNOWN_RUN, f), dict | list)
-)
+_ALL_UNKNOWN = dict.fromkeys(_STATE_FIELDS, UNKNOWN)
 
 
 def _unknown_run() -> RunState:
     """A run's state as an append to an existing run sees it: every field the row holds is
-    unknown, so after the events the fields still unknown are the ones left as they were."""
-    # A copy of a template is cheaper than setting two dozen fields: this runs on every append.
-    fresh = {f: type(getattr(_UNKNOWN_RUN, f))() for f in _CONTAINERS}
-    return msgspec.structs.replace(_UNKNOWN_RUN, **fresh)
+    unknown, so after the events the fields still unknown are the ones left as they were.
+    (A Struct's constructor checks no types; the fold-only fields get their defaults.)"""
+    return RunState(**_ALL_UNKNOWN)
 
 
 def run_row(s: RunState) -> Row:
