@@ -165,11 +165,11 @@ def run_row(s: RunState) -> Row:
             continue
         if attribute:
             value = getattr(value, attribute, None)
-        if isinstance(value, _AppendTime):
+        if value is APPEND_NOW:  # the common case: the event's own time
             row[column] = NOW
-            ms = round((value - APPEND_NOW) / _MS)
-            if ms:
-                row[LATER + column] = ms
+        elif isinstance(value, _AppendTime):
+            row[column] = NOW
+            row[LATER + column] = round((value - APPEND_NOW) / _MS)
         elif column in ("last_error", "output"):
             row[column] = msgspec.to_builtins(value)
         else:
