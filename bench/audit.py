@@ -15,13 +15,13 @@ import asyncpg
 
 from bench.harness import BUNDLES, ORG, Bench, Row, Session, bench, met, ms
 from reactor_jobs.domain import events as ev
-from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.events import RecordedEvent, to_recorded
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.domain.replay import fold
 from reactor_jobs.engine.audit import replay_check
 from reactor_jobs.engine.auditor import Auditor
 from reactor_jobs.engine.hosts import Host
-from reactor_jobs.engine.journal import AppendRequest, to_recorded
+from reactor_jobs.engine.journal import AppendRequest
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.records import FunctionVersion
 

@@ -27,7 +27,8 @@ from bench.harness import BUNDLES, ORG, Bench, Row, bench, met, ms, percentile, 
 from bench.hosts import Memory, tree_memory
 from bench.journal import raw_insert_rate
 from bench.machine import Meter, Usage
-from reactor_jobs.engine.hosts import HostPool, HostSettings
+from reactor_jobs.config import HostSettings
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.registry import Registry
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from reactor_jobs.config import HostSettings
 from reactor_jobs.data.service import DataService
-from reactor_jobs.engine.hosts import HostPool, HostSettings
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.worker import Worker

@@ -19,10 +19,11 @@ import asyncpg
 import msgspec
 
 from bench.database import database_url
+from reactor_jobs.config import HostSettings
 from reactor_jobs.database import create_pool
 from reactor_jobs.engine.attempt import Outcome, RunStream, function_key
 from reactor_jobs.engine.claim import ClaimedRun
-from reactor_jobs.engine.hosts import HostPool, HostSettings
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.worker import Worker

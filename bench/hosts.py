@@ -27,9 +27,10 @@ from bench.execution import cpu_row, noop_throughput, step_latencies
 from bench.harness import ORG, Bench, Row, Session, attempt_ends, bench, met, ms, percentile
 from bench.journal import raw_insert_rate
 from bench.machine import descendants
+from reactor_jobs.config import HostSettings
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.ids import new_id
-from reactor_jobs.engine.hosts import Host, HostPool, HostSettings
+from reactor_jobs.engine.hosts import Host, HostPool
 from reactor_jobs.engine.journal import AppendRequest, Fence
 
 # The last in-process measurement on this machine (before function hosts): figure 1's drain

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.events import to_recorded
 from reactor_jobs.domain.replay import fold
-from reactor_jobs.engine.journal import Journal, to_recorded
+from reactor_jobs.engine.journal import Journal
 
 Figure = tuple[str, str, str]  # name, measured, goal
 

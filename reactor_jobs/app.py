@@ -35,12 +35,12 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 
-from reactor_jobs.config import Config, load_config
+from reactor_jobs.config import Config, HostSettings, load_config
 from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.engine.attempt import function_key
 from reactor_jobs.engine.audit import ReplayReport
 from reactor_jobs.engine.auditor import Auditor, FunctionCheck
-from reactor_jobs.engine.hosts import Host, HostPool, HostSettings
+from reactor_jobs.engine.hosts import Host, HostPool
 from reactor_jobs.engine.runs import RunInfo
 from reactor_jobs.functions import manifest as manifests
 from reactor_jobs.functions import registry_sql as sql
@@ -404,7 +404,8 @@ async def register(node: Any, org: str, jobs: Sequence[CodeJob]) -> dict[str, in
                 await conn.execute(sql.JOBS_INSERT, org, job.name, job.function, *([None] * 6))
             elif bound != job.function:
                 raise AlreadyExists("job", job.name)
-            await sync_job(conn, org, job.name, wanted_triggers(manifest.job))
+            declared = manifest.job.triggers if manifest.job is not None else []
+            await sync_job(conn, org, job.name, wanted_triggers(declared))
             versions[job.name] = int(version)
     return versions
 

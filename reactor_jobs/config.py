@@ -15,8 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 from reactor_jobs.domain.errors import ReactorError
-from reactor_jobs.engine.hosts import HostSettings
-from reactor_jobs.triggers.signature import signing_key
+from reactor_jobs.domain.signature import signing_key
 
 DEFAULT_CONFIG_FILE = "reactor.toml"
 
@@ -25,6 +24,32 @@ class ConfigError(ReactorError):
     """The configuration is invalid."""
 
     code = "config_error"
+
+
+START_TIMEOUT_S = 10.0  # a function host that has not said hello by then is killed
+
+
+class HostSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Function hosts: how local ones are started, or where a remote service is
+    ([jobs.functions] in reactor.toml)."""
+
+    user: str = "reactor-fn"  # the unprivileged user hosts run as (created if missing); "": none
+    sandbox: str = "auto"  # auto | bwrap | none
+    network: bool = True  # False: no network at all inside the sandbox (bwrap only)
+    memory_mb: int = 1024  # RLIMIT_DATA of a host
+    max_open_files: int = 1024
+    max_processes: int = 512  # RLIMIT_NPROC, per host user
+    idle_s: float = 300.0  # an idle host is stopped after this long
+    start_timeout_s: float = START_TIMEOUT_S  # a host that has not said hello by then is killed
+    single_tenant: bool = False  # allow several orgs' code without any isolation
+    url: str | None = None  # a remote host service instead of local hosts
+    api_key: str | None = None
+
+    def __repr__(self) -> str:
+        fields = {name: getattr(self, name) for name in self.__struct_fields__}
+        if fields["api_key"] is not None:
+            fields["api_key"] = "***"
+        return "HostSettings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
 
 class ServiceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -11,7 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from reactor_jobs.engine.hosts import HostPool, HostSettings
+from reactor_jobs.config import HostSettings
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.engine.runs import RunControl, RunInfo
 from reactor_jobs.engine.worker import Worker

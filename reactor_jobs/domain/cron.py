@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from reactor_jobs.domain.ids import CRON_KEY_PREFIX
 
@@ -146,3 +146,32 @@ def next_fires(schedule: str, timezone: str | None, after: datetime, count: int)
     except CroniterError:
         pass
     return fires
+
+
+MAX_TIMEZONE_CHARS = 64
+_CRON_PROBE_START = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def check_cron(schedule: str) -> str | None:
+    """Why the cron schedule is invalid, or None when it parses."""
+    fields = schedule.split()
+    if len(fields) not in (5, 6):
+        return f"expected 5 fields (6 with seconds), got {len(fields)} in {schedule!r}"
+    if not croniter.is_valid(schedule):
+        return f"not a valid cron schedule: {schedule!r}"
+    try:  # e.g. "0 0 31 2 *": valid fields, but no such day
+        croniter(schedule, _CRON_PROBE_START).get_next(datetime)
+    except CroniterBadDateError:
+        return f"the cron schedule {schedule!r} never fires"
+    return None
+
+
+def check_timezone(name: str) -> str | None:
+    """Why the time zone name is invalid, or None when it is one."""
+    if len(name) > MAX_TIMEZONE_CHARS:  # ZoneInfo opens a file by that name: OSError
+        return f"must be at most {MAX_TIMEZONE_CHARS} characters"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"unknown time zone {name!r}"
+    return None

@@ -109,3 +109,32 @@ class SchemaTooNew(ReactorError):
             f"to {supported}: upgrade Reactor Jobs, or point it at another database"
         )
         self.found, self.supported = found, supported
+
+
+class Nondeterministic(ReactorError):
+    """The code's calls differ from the run's recorded history."""
+
+    code = "nondeterministic"
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class JobNotFound(NotFound):
+    """The job does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"job {name} not found")
+        self.name = name
+
+
+class InvalidField(ReactorError):
+    """A field has an invalid value."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

@@ -6,7 +6,7 @@ carries a schema version; `decode` upcasts stored older versions to the current 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, NewType
 
@@ -170,12 +170,28 @@ class TimedOut(_Event, frozen=True, tag="TimedOut"):
     attempt: int
     timeout_ms: int
 
+    @property
+    def error(self) -> ErrorInfo:
+        """The run's last error after it: the one message for a timeout."""
+        return ErrorInfo(
+            type="TimedOut",
+            message=f"attempt {self.attempt} ran past its timeout of {self.timeout_ms} ms",
+        )
+
 
 class LeaseExpired(_Event, frozen=True, tag="LeaseExpired"):
     attempt: int
     worker: str
     # False when the lease ran out only because the database was unreachable: not a try.
     charged: bool = True
+
+    @property
+    def error(self) -> ErrorInfo:
+        """The run's last error after it: the one message for a lost lease."""
+        return ErrorInfo(
+            type="LeaseExpired",
+            message=f"worker {self.worker} lost its lease during attempt {self.attempt}",
+        )
 
 
 class AttemptInterrupted(_Event, frozen=True, tag="AttemptInterrupted"):
@@ -310,3 +326,28 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
     hash: bytes
     payload: bytes
     event: Event
+
+
+def to_recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
+    """Build RecordedEvents from journal rows (global_position, run_id, position, org, type,
+    version, recorded_at, prev_hash, hash, payload), decoding current versions in one call."""
+    if all(r["version"] == EVENT_TYPES[r["type"]].VERSION for r in rows):
+        decoded = decode_many(r["payload"] for r in rows)
+    else:
+        decoded = [decode(r["payload"], r["type"], r["version"]) for r in rows]
+    return [
+        RecordedEvent(
+            global_position=r[0],
+            run_id=r[1],
+            position=r[2],
+            org=r[3],
+            type=r[4],
+            version=r[5],
+            recorded_at=r[6],
+            prev_hash=r[7],
+            hash=r[8],
+            payload=r[9],
+            event=event,
+        )
+        for r, event in zip(rows, decoded, strict=True)
+    ]

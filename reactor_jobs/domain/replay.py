@@ -1,4 +1,5 @@
-"""The replay fold: a run's events in, its state out. Pure; no database, no clock."""
+"""The run state machine: `transition` takes a run's state past one event; the replay fold
+and the runs projection (projections/handlers.py) are both derived from it. Pure; no clock."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class RunState(msgspec.Struct, kw_only=True):
     payload: Any = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     content_type: str = "application/json"
+    idempotency_key: str | None = None
     status: str = "new"
     attempt: int = 0  # executions so far (AttemptStarted), what fences an attempt
     tries: int = 0  # tries counted against max_attempts: not wake-ups, not interruptions
@@ -62,6 +64,7 @@ class RunState(msgspec.Struct, kw_only=True):
     worker: str | None = None
     lease_expires_at: datetime | None = None
     available_at: datetime | None = None
+    sleep_name: str | None = None  # the sleep a sleeping run waits on
     steps: dict[str, Any] = msgspec.field(default_factory=dict)  # name -> recorded output
     state: dict[str, Any] = msgspec.field(default_factory=dict)
     emitted: list[str] = msgspec.field(default_factory=list)  # event ids, in order
@@ -101,6 +104,7 @@ def _triggered(s: RunState, e: ev.Triggered, at: datetime) -> None:
         e.headers,
         e.content_type,
     )
+    s.idempotency_key = e.idempotency_key
     s.max_attempts, s.timeout_ms, s.max_concurrency = (
         e.max_attempts,
         e.timeout_ms,
@@ -130,7 +134,9 @@ def _lease_extended(s: RunState, e: ev.LeaseExtended, at: datetime) -> None:
 
 
 def _release(s: RunState, status: str, available_at: datetime | None) -> None:
+    """The run leaves the running (or sleeping) state: no lease, no sleep to wait on."""
     s.status, s.available_at, s.worker, s.lease_expires_at = status, available_at, None, None
+    s.sleep_name = None
 
 
 def _step_completed(s: RunState, e: ev.StepCompleted, at: datetime) -> None:
@@ -170,6 +176,7 @@ def _sleep_scheduled(s: RunState, e: ev.SleepScheduled, at: datetime) -> None:
     s.sleeps[e.name] = Sleep(wake_at=wake_at)
     _decide(s, Decision(kind="sleep", name=e.name, pos=0, position=0), e.pos)
     _release(s, "sleeping", wake_at)
+    s.sleep_name = e.name
 
 
 def _sleep_completed(s: RunState, e: ev.SleepCompleted, at: datetime) -> None:
@@ -191,16 +198,12 @@ def _interrupted(s: RunState, e: ev.AttemptInterrupted, at: datetime) -> None:
 
 
 def _timed_out(s: RunState, e: ev.TimedOut, at: datetime) -> None:
-    s.last_error = ev.ErrorInfo(
-        type="TimedOut", message=f"attempt {e.attempt} ran past its timeout of {e.timeout_ms} ms"
-    )
+    s.last_error = e.error
     _release(s, "retrying", at)
 
 
 def _lease_expired(s: RunState, e: ev.LeaseExpired, at: datetime) -> None:
-    s.last_error = ev.ErrorInfo(
-        type="LeaseExpired", message=f"worker {e.worker} lost its lease during attempt {e.attempt}"
-    )
+    s.last_error = e.error
     if not e.charged:
         s.interruptions += 1
         s.resume = True
@@ -234,7 +237,7 @@ def _completed(s: RunState, e: ev.Completed, at: datetime) -> None:
     _release(s, "completed", None)
 
 
-_FOLDS: dict[type, Callable[[RunState, Any, datetime], None]] = {
+_TRANSITIONS: dict[type, Callable[[RunState, Any, datetime], None]] = {
     ev.Triggered: _triggered,
     ev.AttemptStarted: _attempt_started,
     ev.LeaseExtended: _lease_extended,
@@ -257,13 +260,24 @@ _FOLDS: dict[type, Callable[[RunState, Any, datetime], None]] = {
 }
 
 
+def transition(s: RunState, event: ev.Event, at: datetime, position: int) -> RunState:
+    """The run state machine: `s` after `event`, recorded at `at` in stream place `position`.
+
+    It changes `s` in place and returns it: a fold over a long stream copies nothing. Times
+    are derived from `at` only by adding to it, so a caller may pass a symbolic clock (the
+    projection passes its append's now(), see projections/handlers.py)."""
+    s.position = position
+    _TRANSITIONS[type(event)](s, event, at)
+    s.updated_at = at
+    return s
+
+
 def fold(records: Iterable[RecordedEvent], state: RunState | None = None) -> RunState:
     """Apply recorded events in stream order; pass `state` to continue an earlier fold."""
     s = state if state is not None else RunState()
     for rec in records:
         if not s.run_id:
             s.run_id = rec.run_id
-        s.position = rec.position
-        _FOLDS[type(rec.event)](s, rec.event, rec.recorded_at)
-        s.updated_at, s.last_hash = rec.recorded_at, rec.hash
+        transition(s, rec.event, rec.recorded_at, rec.position)
+        s.last_hash = rec.hash
     return s

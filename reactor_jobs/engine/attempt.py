@@ -24,12 +24,12 @@ from reactor_jobs.data.request import DataRequest, checked
 from reactor_jobs.data.service import CheckpointFenced, DataService, Grant, Result
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain import policy
-from reactor_jobs.domain.errors import ConcurrencyError, FenceError, ReactorError
+from reactor_jobs.domain.errors import ConcurrencyError, FenceError, Nondeterministic, ReactorError
+from reactor_jobs.domain.guard import Guard, ProtocolViolation
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.domain.replay import RunState, fold
 from reactor_jobs.engine.claim import ClaimedRun
 from reactor_jobs.engine.fanout import FanOut
-from reactor_jobs.engine.guard import Guard, ProtocolViolation
 from reactor_jobs.engine.hosts import (
     STOP_GRACE_S,
     Channel,
@@ -42,7 +42,6 @@ from reactor_jobs.engine.logs import LogLine, LogSink
 from reactor_jobs.functions.registry import Registry
 from reactor_jobs.functions.values import (
     MAX_SLEEP,
-    Nondeterministic,
     StepOutputError,
     check_name,
     to_json_value,
@@ -236,7 +235,7 @@ class Attempt:
 
     async def _timed_out(self, state: RunState, stream: RunStream) -> Outcome:
         timed_out = ev.TimedOut(attempt=state.attempt, timeout_ms=state.timeout_ms)
-        error = ev.ErrorInfo(type="TimedOut", message=f"ran past {state.timeout_ms} ms")
+        error = timed_out.error
         then = self._next(state, error)
         await stream.append([timed_out, then])
         _after_failure(state, then, error.type)

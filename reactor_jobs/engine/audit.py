@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from reactor_jobs.domain.errors import Nondeterministic
 from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.guard import Guard
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.domain.replay import Decision, RunState, fold
 from reactor_jobs.engine.attempt import function_key, invocation, stop_attempt
-from reactor_jobs.engine.guard import Guard
 from reactor_jobs.engine.hosts import Channel, Host, HostDied
-from reactor_jobs.functions.values import Nondeterministic, to_json_value
+from reactor_jobs.functions.values import to_json_value
 
 T = TypeVar("T")
 

@@ -25,8 +25,8 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.domain import events as ev
-from reactor_jobs.domain.events import RecordedEvent
-from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Journal, to_recorded
+from reactor_jobs.domain.events import RecordedEvent, to_recorded
+from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Journal
 
 _RUNNABLE = "status IN ('queued', 'sleeping', 'retrying')"
 # Which runs this worker can run: a bundle worker (serves NULL) every run but those of code

@@ -15,7 +15,8 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.domain import events as ev
-from reactor_jobs.engine.journal import VerifyResult, export_line, to_recorded, verify_rows
+from reactor_jobs.domain.events import to_recorded
+from reactor_jobs.engine.journal import VerifyResult, export_line, verify_rows
 
 _EXPORT = """
 SELECT j.global_position, j.run_id, j.position, j.org, j.type, j.version, j.recorded_at,

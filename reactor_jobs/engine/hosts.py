@@ -33,13 +33,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-import reactor_jobs
+from reactor_jobs.config import HostSettings
 from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.hosts import protocol
 
 log = logging.getLogger("reactor_jobs.hosts")
 
-START_TIMEOUT_S = 10.0
 _SETPRIV = "/usr/bin/setpriv"
 STOP_GRACE_S = 1.0
 _DIED = "_died"
@@ -50,29 +49,6 @@ class HostUnavailable(ReactorError):
     """No function host can run this code here."""
 
     code = "host_unavailable"
-
-
-class HostSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Function hosts: how local ones are started, or where a remote service is
-    ([jobs.functions] in reactor.toml)."""
-
-    user: str = "reactor-fn"  # the unprivileged user hosts run as (created if missing); "": none
-    sandbox: str = "auto"  # auto | bwrap | none
-    network: bool = True  # False: no network at all inside the sandbox (bwrap only)
-    memory_mb: int = 1024  # RLIMIT_DATA of a host
-    max_open_files: int = 1024
-    max_processes: int = 512  # RLIMIT_NPROC, per host user
-    idle_s: float = 300.0  # an idle host is stopped after this long
-    start_timeout_s: float = START_TIMEOUT_S  # a host that has not said hello by then is killed
-    single_tenant: bool = False  # allow several orgs' code without any isolation
-    url: str | None = None  # a remote host service instead of local hosts
-    api_key: str | None = None
-
-    def __repr__(self) -> str:
-        fields = {name: getattr(self, name) for name in self.__struct_fields__}
-        if fields["api_key"] is not None:
-            fields["api_key"] = "***"
-        return "HostSettings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
 
 class Isolation(msgspec.Struct, frozen=True, kw_only=True):
@@ -297,7 +273,7 @@ def python_host_command() -> list[str]:
 
 def _bun_host_command() -> list[str] | None:
     try:
-        module = importlib.import_module("reactor_jobs.hosts.bun_binary")
+        module = importlib.import_module("reactor_jobs.functions.bun_binary")
     except ImportError:
         return None
     command = module.bun_host_command()
@@ -576,7 +552,7 @@ def _readable_paths(command: list[str]) -> list[str]:
     """What a sandboxed host must see: system folders, its interpreter, and this package."""
     paths = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc"]
     paths += [sys.prefix, sys.base_prefix, sys.exec_prefix]
-    package = Path(reactor_jobs.__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # reactor_jobs/
     paths.append(str(package))
     for entry in sys.path:  # site-packages and the like; never the package's parent folder
         if entry and "site-packages" in entry and os.path.isdir(entry):

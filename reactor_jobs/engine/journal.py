@@ -18,7 +18,7 @@ from reactor_jobs.domain.errors import (
     InvalidEvent,
     ReactorError,
 )
-from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.events import RecordedEvent, to_recorded
 from reactor_jobs.engine import append_sql
 from reactor_jobs.engine.group_commit import GroupCommitter
 from reactor_jobs.projections.handlers import Changes, project
@@ -91,30 +91,6 @@ _json = msgspec.json.Encoder()
 def _jsonb(value: Any) -> str:
     """asyncpg's default jsonb codec takes text."""
     return _json.encode(value).decode()
-
-
-def to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
-    """Build RecordedEvents, decoding all current-version payloads in one call."""
-    if all(r["version"] == ev.EVENT_TYPES[r["type"]].VERSION for r in rows):
-        decoded = ev.decode_many(r["payload"] for r in rows)
-    else:
-        decoded = [ev.decode(r["payload"], r["type"], r["version"]) for r in rows]
-    return [
-        RecordedEvent(
-            global_position=r[0],
-            run_id=r[1],
-            position=r[2],
-            org=r[3],
-            type=r[4],
-            version=r[5],
-            recorded_at=r[6],
-            prev_hash=r[7],
-            hash=r[8],
-            payload=r[9],
-            event=event,
-        )
-        for r, event in zip(rows, decoded, strict=True)
-    ]
 
 
 def export_line(rec: RecordedEvent) -> bytes:

@@ -25,10 +25,10 @@ import msgspec
 
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain import policy
-from reactor_jobs.domain.events import RecordedEvent
+from reactor_jobs.domain.events import RecordedEvent, to_recorded
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.domain.replay import RunState, fold
-from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Fence, Journal, to_recorded
+from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Fence, Journal
 
 _ROW = """r.run_id, r.attempt, r.lease_owner, r.last_position"""
 
@@ -60,7 +60,7 @@ def _expiry(row: asyncpg.Record, state: RunState) -> list[ev.Event]:
     expired = ev.LeaseExpired(attempt=row["attempt"], worker=row["lease_owner"])
     if row["outage"] and state.interruptions < state.max_attempts:
         return [msgspec.structs.replace(expired, charged=False)]
-    error = ev.ErrorInfo(type="LeaseExpired", message=f"worker {row['lease_owner']} lost its lease")
+    error = expired.error
     delay = policy.backoff_ms(
         max(state.tries, 1),
         backoff=state.backoff,

@@ -10,9 +10,9 @@ import subprocess
 
 import msgspec
 
+from reactor_jobs.functions.bun_binary import HOST_DIR, HOW_TO_GET_BUN, find_bun
 from reactor_jobs.functions.bundle import ENTRY_POINTS, read_code
 from reactor_jobs.functions.errors import BundleError
-from reactor_jobs.hosts.bun_binary import HOST_DIR, HOW_TO_GET_BUN, find_bun
 
 CHECK_TIMEOUT_S = 30
 _FETCH = "`async def fetch(request, env, ctx)`"

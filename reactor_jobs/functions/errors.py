@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from reactor_jobs.domain.errors import InvalidField as InvalidField
+from reactor_jobs.domain.errors import JobNotFound as JobNotFound
 from reactor_jobs.domain.errors import NotFound, ReactorError
 
 
@@ -21,14 +23,6 @@ class VersionNotFound(NotFound):
         super().__init__(f"function {name} {detail}")
         self.name = name
         self.version = version
-
-
-class JobNotFound(NotFound):
-    """The job does not exist."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"job {name} not found")
-        self.name = name
 
 
 class NotPromoted(ReactorError):
@@ -67,17 +61,6 @@ class AlreadyExists(ReactorError):
         super().__init__(f"{kind} {name} already exists")
         self.kind = kind
         self.name = name
-
-
-class InvalidField(ReactorError):
-    """A field has an invalid value."""
-
-    code = "invalid_field"
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class RuntimeUnavailable(InvalidField):

@@ -7,18 +7,16 @@ camelCase; errors name the field by its JSON path (`$.job.retry.maxAttempts`).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Literal, TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import CroniterBadDateError, croniter
 
+from reactor_jobs.domain.cron import check_cron, check_timezone
 from reactor_jobs.functions.errors import InvalidField, InvalidManifest, InvalidPolicy
+from reactor_jobs.triggers.declared import CronTrigger, EventTrigger, Trigger
 
 Backoff: TypeAlias = Literal["exponential", "linear"]
 Runtime: TypeAlias = Literal["python", "bun"]
-CatchUp: TypeAlias = Literal["latest", "skip", "all"]
 
 BACKOFFS: tuple[str, ...] = ("exponential", "linear")
 # Function and job names: lowercase, digits and dashes; they appear in URLs and paths.
@@ -34,36 +32,12 @@ DEFAULT_TIMEOUT_MS = 600_000
 MAX_TIMEOUT_MS = 3_600_000
 MAX_ATTEMPTS_LIMIT = 100
 # The longest IANA name is 32 characters; longer is a typo or an attack.
-MAX_TIMEZONE_CHARS = 64
 # Policy columns are Postgres `integer`.
 INT32_MAX = 2_147_483_647
 
 
 class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
     pass
-
-
-class CronTrigger(_Wire, frozen=True, tag="cron", tag_field="kind"):
-    # 5 fields, or 6 with seconds as the last field (croniter's convention).
-    schedule: str
-    timezone: str = "UTC"
-    catch_up: CatchUp = "latest"
-
-
-class EventTrigger(_Wire, frozen=True, tag="event", tag_field="kind"):
-    topic: str
-
-
-class WebhookTrigger(_Wire, frozen=True, tag="webhook", tag_field="kind"):
-    # Request headers its runs keep beyond the defaults (triggers/specs.py).
-    headers: list[str] | None = None
-
-
-class ManualTrigger(_Wire, frozen=True, tag="manual", tag_field="kind"):
-    pass
-
-
-Trigger: TypeAlias = CronTrigger | EventTrigger | WebhookTrigger | ManualTrigger
 
 
 class RetryPolicy(_Wire, frozen=True):
@@ -169,33 +143,6 @@ def is_valid_name(name: str) -> bool:
 def check_name(name: str, field: str = "name") -> None:
     if not is_valid_name(name):
         raise InvalidField(field, f"must match {NAME_PATTERN.pattern}, got {name!r}")
-
-
-_CRON_PROBE_START = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def check_cron(schedule: str) -> str | None:
-    """Why the cron schedule is invalid, or None when it parses."""
-    fields = schedule.split()
-    if len(fields) not in (5, 6):
-        return f"expected 5 fields (6 with seconds), got {len(fields)} in {schedule!r}"
-    if not croniter.is_valid(schedule):
-        return f"not a valid cron schedule: {schedule!r}"
-    try:  # e.g. "0 0 31 2 *": valid fields, but no such day
-        croniter(schedule, _CRON_PROBE_START).get_next(datetime)
-    except CroniterBadDateError:
-        return f"the cron schedule {schedule!r} never fires"
-    return None
-
-
-def check_timezone(name: str) -> str | None:
-    if len(name) > MAX_TIMEZONE_CHARS:  # ZoneInfo opens a file by that name: OSError
-        return f"must be at most {MAX_TIMEZONE_CHARS} characters"
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return f"unknown time zone {name!r}"
-    return None
 
 
 def check_overrides(overrides: PolicyOverrides, limits: Limits) -> None:

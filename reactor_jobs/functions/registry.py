@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.functions import registry_sql as sql
+from reactor_jobs.functions.bun_binary import HOW_TO_GET_BUN, find_bun
 from reactor_jobs.functions.bundle import read_manifest, validate_bundle
 from reactor_jobs.functions.code_check import check_code
 from reactor_jobs.functions.errors import (
@@ -30,6 +31,7 @@ from reactor_jobs.functions.manifest import (
     DEFAULT_TIMEOUT_MS,
     MAX_TIMEOUT_MS,
     Backoff,
+    JobManifest,
     Limits,
     Manifest,
     PolicyOverrides,
@@ -46,7 +48,7 @@ from reactor_jobs.functions.records import (
     ResolvedJob,
     VersionInfo,
 )
-from reactor_jobs.hosts.bun_binary import HOW_TO_GET_BUN, find_bun
+from reactor_jobs.triggers.declared import Trigger
 from reactor_jobs.triggers.manifest_sync import TriggerChanges, sync_job, wanted_triggers
 from reactor_jobs.triggers.reconcile import spec_of
 
@@ -188,7 +190,7 @@ class Registry:
             if live is None:
                 raise VersionNotFound(name, version)
             raw = await conn.fetchval(sql.VERSIONS_MANIFEST, org, name, live)
-            wanted = wanted_triggers(msgspec.json.decode(raw, type=Manifest).job)
+            wanted = wanted_triggers(_declared(msgspec.json.decode(raw, type=Manifest).job))
             changes = TriggerChanges()
             for job in await conn.fetch(sql.JOBS_OF_FUNCTION_LOCK, org, name):
                 changes += await sync_job(conn, org, job["name"], wanted)
@@ -252,7 +254,7 @@ class Registry:
                 raise AlreadyExists("job", name) from None
             changes = TriggerChanges()
             if live is not None:
-                changes = await sync_job(conn, org, name, wanted_triggers(live.job))
+                changes = await sync_job(conn, org, name, wanted_triggers(_declared(live.job)))
         return JobBinding(_convert(row, JobInfo), changes)
 
     async def get_job(self, org: str, name: str) -> JobInfo:
@@ -291,7 +293,7 @@ class Registry:
                 raise FunctionNotFound(job.function_name) from None
             triggers = TriggerChanges()
             if rebound:
-                wanted = wanted_triggers(live.job if live is not None else None)
+                wanted = wanted_triggers(_declared(live.job if live is not None else None))
                 triggers = await sync_job(conn, org, name, wanted)
         return JobBinding(_convert(row, JobInfo), triggers)
 
@@ -334,6 +336,11 @@ class Registry:
             policy=policy,
             manifest=manifest,
         )
+
+
+def _declared(job: JobManifest | None) -> list[Trigger]:
+    """The triggers a job's manifest declares; none without a job section."""
+    return job.triggers if job is not None else []
 
 
 def _check_triggers(manifest: Manifest) -> None:

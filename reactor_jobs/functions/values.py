@@ -30,16 +30,6 @@ class DataClientUnavailable(ReactorError):
     code = "not_built"
 
 
-class Nondeterministic(ReactorError):
-    """The code's calls differ from the run's recorded history."""
-
-    code = "nondeterministic"
-
-    def __init__(self, message: str, position: int | None = None) -> None:
-        super().__init__(message)
-        self.position = position
-
-
 def to_json_value(value: Any, what: str) -> Any:
     """The value as it will come back from the journal (a JSON round trip), size-checked."""
     try:

@@ -11,7 +11,7 @@ never kept. What the journal holds every member of the org can read, so a denyli
 let X-Jwt-Assertion or X-Client-Cert through) is not enough. In order:
 unknown token 404; the trigger's rate limit 429 (ratelimit.py); body size 413; when the
 trigger or the server has a secret, the Standard Webhooks signature 401
-(triggers/signature.py); then a repeated `webhook-id` gets the first run back (200,
+(domain/signature.py); then a repeated `webhook-id` gets the first run back (200,
 "duplicate": true) through the run idempotency key `webhook:<trigger id>:<webhook-id>`.
 """
 
@@ -26,13 +26,7 @@ from aiohttp import web
 
 from reactor_jobs.domain.errors import NotFound
 from reactor_jobs.domain.ids import webhook_key
-from reactor_jobs.functions.errors import InvalidField
-from reactor_jobs.http.bodies import decode_bytes, json_response, read_body
-from reactor_jobs.http.keys import CONFIG, NODE, TRIGGERS, WEBHOOK_GUARDS, WEBHOOK_LIMITER
-from reactor_jobs.http.objects import WebhookAccepted
-from reactor_jobs.http.routes import Route, header, public
-from reactor_jobs.telemetry.tracing import trace_headers
-from reactor_jobs.triggers.signature import (
+from reactor_jobs.domain.signature import (
     ID_HEADER,
     MESSAGE_ID,
     SIGNATURE_HEADER,
@@ -40,6 +34,12 @@ from reactor_jobs.triggers.signature import (
     signing_key,
     verify,
 )
+from reactor_jobs.functions.errors import InvalidField
+from reactor_jobs.http.bodies import decode_bytes, json_response, read_body
+from reactor_jobs.http.keys import CONFIG, NODE, TRIGGERS, WEBHOOK_GUARDS, WEBHOOK_LIMITER
+from reactor_jobs.http.objects import WebhookAccepted
+from reactor_jobs.http.routes import Route, header, public
+from reactor_jobs.telemetry.tracing import trace_headers
 from reactor_jobs.triggers.specs import DEFAULT_WEBHOOK_HEADERS, NEVER_KEPT_HEADERS
 from reactor_jobs.triggers.store import WebhookTrigger
 

@@ -1,19 +1,22 @@
 """Pure projection handlers: event -> row changes. No database here.
 
-A change names columns and values. The value NOW stands for the event's recorded time:
-inline, SQL turns it into now() (the same transaction time the journal records); on
+The runs row is the run's state (domain/replay.py's `transition`) seen through its columns:
+a patch is the columns the state machine wrote, run on a state that knows nothing of the
+run, so the append never reads the row first. The value NOW stands for the event's recorded
+time: inline, SQL turns it into now() (the same transaction time the journal records); on
 rebuild, Python puts the event's recorded_at in its place. Both paths apply the same
 changes, which is why a rebuilt projection equals the live one.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.replay import RunState, transition
 
 NOW = "now"  # also PostgreSQL's input literal for the transaction time
 # A patch key "+column" holds milliseconds: the column becomes NOW plus that many, so the
@@ -89,109 +92,106 @@ class Changes(msgspec.Struct, kw_only=True):
     notify: bool = False  # runnable work may have appeared: wake the workers
 
 
+class _AppendTime(datetime):
+    """A time on the append's clock: its transaction's now() plus how far past it."""
+
+
+# What the state machine is given as the events' time when projecting an append. Adding a
+# delay to a datetime keeps its subclass, so every time a transition derives from it is
+# recognisably "now() + ms", while times carried by events stay plain datetimes.
+APPEND_NOW = _AppendTime(2000, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class _Unknown:
+    """A field of the run's state the append does not know (the row holds it)."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+
+
+# The RunState field (or field.attribute) behind each column of the runs row.
+_COLUMN_FIELDS = {
+    "run_id": "run_id",
+    "org": "org",
+    "job": "job",
+    "function_name": "function",
+    "function_version": "function_version",
+    "trigger_kind": "trigger.kind",
+    "trigger_source": "trigger.source",
+    "idempotency_key": "idempotency_key",
+    "status": "status",
+    "attempt": "attempt",
+    "max_attempts": "max_attempts",
+    "timeout_ms": "timeout_ms",
+    "max_concurrency": "max_concurrency",
+    "available_at": "available_at",
+    "sleep_name": "sleep_name",
+    "lease_owner": "worker",
+    "lease_expires_at": "lease_expires_at",
+    "created_at": "created_at",
+    "started_at": "started_at",
+    "finished_at": "finished_at",
+    "updated_at": "updated_at",
+    "last_error": "last_error",
+    "output": "output",
+    "dlq_id": "dlq_id",
+    "last_position": "position",
+}
+assert tuple(_COLUMN_FIELDS) == RUN_COLUMNS
+_COLUMN_PATHS = [(column, *path.partition(".")[::2]) for column, path in _COLUMN_FIELDS.items()]
+_STATE_FIELDS = {field for _, field, _ in _COLUMN_PATHS}
+
+
+_ALL_UNKNOWN = dict.fromkeys(_STATE_FIELDS, UNKNOWN)
+
+
+def _unknown_run() -> RunState:
+    """A run's state as an append to an existing run sees it: every field the row holds is
+    unknown, so after the events the fields still unknown are the ones left as they were.
+    (A Struct's constructor checks no types; the fold-only fields get their defaults.)"""
+    return RunState(**_ALL_UNKNOWN)
+
+
+def run_row(s: RunState) -> Row:
+    """The runs row's columns the state knows, times on the append's clock as NOW markers."""
+    row: Row = {}
+    for column, field, attribute in _COLUMN_PATHS:
+        value = getattr(s, field)
+        if value is UNKNOWN:
+            continue
+        if attribute:
+            value = getattr(value, attribute, None)
+        if value is APPEND_NOW:  # the common case: the event's own time
+            row[column] = NOW
+        elif isinstance(value, _AppendTime):
+            row[column] = NOW
+            row[LATER + column] = round((value - APPEND_NOW) / _MS)
+        elif column in ("last_error", "output"):
+            row[column] = msgspec.to_builtins(value)
+        else:
+            row[column] = value
+    return row
+
+
 def _error(info: ev.ErrorInfo | None) -> Any:
     return None if info is None else msgspec.to_builtins(info)
 
 
-def _released(status: str, **values: Any) -> Row:
-    """A patch for a run that leaves the running state and gives up its lease."""
-    return {
-        "status": status,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "sleep_name": None,
-        **values,
-    }
-
-
-def _set_time(patch: Row, column: str, at: datetime | None, later_ms: int | None) -> None:
-    """An absolute time, or NOW plus `later_ms`."""
-    if at is not None:
-        patch[column] = at
-        patch.pop(LATER + column, None)
-    else:
-        patch[column], patch[LATER + column] = NOW, later_ms or 0
-
-
-def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> None:
-    patch = changes.run_patch
-    for column in ("available_at", "lease_expires_at"):
-        patch.pop(LATER + column, None)  # a later event sets these columns afresh
+def _side_effects(changes: Changes, run_id: str, event: ev.Event) -> None:
+    """What an event does beyond its run's row: the dlq and events tables, the workers'
+    wake-up."""
     match event:
         case ev.Triggered():
-            changes.new_run = {
-                "run_id": run_id,
-                "org": event.org,
-                "job": event.job,
-                "function_name": event.function,
-                "function_version": event.function_version,
-                "trigger_kind": event.trigger.kind,
-                "trigger_source": event.trigger.source,
-                "idempotency_key": event.idempotency_key,
-                "status": "queued",
-                "attempt": 0,
-                "max_attempts": event.max_attempts,
-                "timeout_ms": event.timeout_ms,
-                "max_concurrency": event.max_concurrency,
-                "available_at": event.available_at or NOW,
-                "sleep_name": None,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "created_at": NOW,
-                "started_at": None,
-                "finished_at": None,
-                "updated_at": NOW,
-                "last_error": None,
-                "output": None,
-                "dlq_id": None,
-                "last_position": position,
-            }
             changes.notify = changes.notify or event.available_at is None
             if event.trigger.event_id is not None:
                 changes.events_consumed.append(event.trigger.event_id)
-        case ev.AttemptStarted():
-            patch.update(
-                status="running",
-                attempt=event.attempt,
-                lease_owner=event.worker,
-                lease_expires_at=event.lease_expires_at,
-                available_at=None,
-            )
-            if event.attempt == 1:  # started_at is the run's first start, not its latest
-                patch["started_at"] = NOW
-        case ev.LeaseExtended():
-            _set_time(patch, "lease_expires_at", event.lease_expires_at, event.lease_ms)
-        case ev.SleepScheduled():
-            patch.update(_released("sleeping", sleep_name=event.name))
-            _set_time(patch, "available_at", event.wake_at, event.delay_ms)
-        case ev.SleepCompleted():
-            patch.update(status="queued", available_at=NOW, sleep_name=None)
-        case ev.Failed():
-            patch.update(_released("retrying", available_at=NOW, last_error=_error(event.error)))
-        case ev.TimedOut():
-            error = ev.ErrorInfo(
-                type="TimedOut",
-                message=f"attempt {event.attempt} ran past its timeout of {event.timeout_ms} ms",
-            )
-            patch.update(_released("retrying", available_at=NOW, last_error=_error(error)))
-        case ev.LeaseExpired():
-            error = ev.ErrorInfo(
-                type="LeaseExpired",
-                message=f"worker {event.worker} lost its lease during attempt {event.attempt}",
-            )
-            patch.update(_released("retrying", available_at=NOW, last_error=_error(error)))
-        case ev.AttemptInterrupted():  # due at once, taken before fresh runs
-            patch.update(_released("retrying", available_at=NOW))
+        case ev.AttemptInterrupted() | ev.Cancelled():  # interrupted: due at once, first
             changes.notify = True
-        case ev.RetryScheduled():  # due later: workers time their wake-up, no NOTIFY
-            patch.update(status="retrying")
-            _set_time(patch, "available_at", event.available_at, event.delay_ms)
         case ev.DeadLettered():
-            patch.update(
-                _released("failed", available_at=None, finished_at=NOW, dlq_id=event.dlq_id)
-            )
-            if event.error is not None:
-                patch["last_error"] = _error(event.error)
             changes.dlq_opened.append(
                 {
                     "dlq_id": event.dlq_id,
@@ -204,28 +204,12 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                 }
             )
         case ev.Retried():
-            patch.update(status="queued", available_at=NOW, finished_at=None, dlq_id=None)
-            if event.max_attempts is not None:
-                patch["max_attempts"] = event.max_attempts
             opened = [row for row in changes.dlq_opened if row["dlq_id"] == event.dlq_id]
             if opened:  # opened by this same append: a sibling UPDATE could not see the row
                 opened[0].update(status="retried", retried_at=NOW)
             elif event.dlq_id is not None:
                 changes.dlq_retried.append(event.dlq_id)
             changes.notify = True
-        case ev.Cancelled():
-            patch.update(_released("cancelled", available_at=None, finished_at=NOW))
-            changes.notify = True
-        case ev.Completed():
-            patch.update(
-                _released(
-                    "completed",
-                    available_at=None,
-                    finished_at=NOW,
-                    output=msgspec.to_builtins(event.output),
-                    last_error=None,  # the failures before it are in the journal
-                )
-            )
         case ev.Emitted():
             changes.events_recorded.append(
                 {
@@ -238,22 +222,23 @@ def _apply(changes: Changes, run_id: str, position: int, event: ev.Event) -> Non
                     "fanout": 0,
                 }
             )
-        case _:  # StepCompleted, StepFailed, StateSet, DataCalled: history only, the row moves on
+        case _:  # a retry due later: workers time their wake-up, no NOTIFY
             pass
 
 
 def project(run_id: str, first_position: int, events: list[ev.Event]) -> Changes:
     """The projection changes of appending `events` at `first_position` onwards."""
     changes = Changes()
+    new = isinstance(events[0], ev.Triggered) if events else False
+    state = RunState(run_id=run_id) if new else _unknown_run()
     for offset, event in enumerate(events):
-        _apply(changes, run_id, first_position + offset, event)
-    last = first_position + len(events) - 1
-    if changes.new_run is not None:
-        changes.new_run.update(changes.run_patch)
-        changes.new_run["last_position"] = last
-        changes.run_patch = {}
+        transition(state, event, APPEND_NOW, first_position + offset)
+        _side_effects(changes, run_id, event)
+    row = run_row(state)
+    if new:
+        changes.new_run = row
     else:
-        changes.run_patch.update(updated_at=NOW, last_position=last)
+        changes.run_patch = row
     return changes
 
 

@@ -12,8 +12,7 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.domain.errors import ReactorError
-from reactor_jobs.domain.events import RecordedEvent
-from reactor_jobs.engine.journal import to_recorded
+from reactor_jobs.domain.events import RecordedEvent, to_recorded
 from reactor_jobs.projections.handlers import (
     DLQ_COLUMNS,
     EVENT_COLUMNS,

@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import Protocol
 
+import asyncpg
 from aiohttp import web
 
 from reactor_jobs.config import MetricsConfig
 from reactor_jobs.domain.errors import ReactorError
-from reactor_jobs.node import Node
 from reactor_jobs.telemetry.metrics import CONTENT_TYPE, render
 
 log = logging.getLogger("reactor_jobs.telemetry")
+
+
+class _Hosts(Protocol):
+    def counts(self) -> dict[str, int]: ...
+
+
+class Node(Protocol):
+    """What /metrics reads of a node (reactor_jobs.node.Node): its pool and its function
+    hosts. A protocol, so telemetry stays below the node that uses it."""
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+    @property
+    def hosts(self) -> _Hosts: ...
+
 
 _NODE = web.AppKey("metrics_node", Node)
 _SETTINGS = web.AppKey("metrics_settings", MetricsConfig)

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
+from reactor_jobs.domain.errors import JobNotFound
 from reactor_jobs.domain.ids import new_id
-from reactor_jobs.functions import manifest
-from reactor_jobs.functions.errors import JobNotFound
+from reactor_jobs.triggers.declared import Trigger as Declared
 from reactor_jobs.triggers.reconcile import kind_of, plan, spec_of
 from reactor_jobs.triggers.specs import CronSpec, EventSpec, TriggerSpec, WebhookSpec
 from reactor_jobs.triggers.store import TOKEN_PREFIX, NewTrigger, Trigger, token_hash
@@ -69,8 +69,9 @@ class TriggerChanges(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.added or self.changed or self.removed or self.unchanged)
 
 
-def wanted_triggers(job: manifest.JobManifest | None) -> list[TriggerSpec]:
-    return [spec_of(t) for t in (job.triggers if job is not None else [])]
+def wanted_triggers(declared: Sequence[Declared]) -> list[TriggerSpec]:
+    """The specs of a manifest's declared triggers (`job.triggers`)."""
+    return [spec_of(t) for t in declared]
 
 
 async def sync_job(

@@ -10,8 +10,8 @@ import asyncpg
 import msgspec
 
 from reactor_jobs.domain import cron
-from reactor_jobs.functions.errors import InvalidField, JobNotFound
-from reactor_jobs.functions.manifest import CatchUp
+from reactor_jobs.domain.errors import InvalidField, JobNotFound
+from reactor_jobs.triggers.declared import CatchUp
 
 DEFAULT_COUNT = 5
 MAX_COUNT = 100

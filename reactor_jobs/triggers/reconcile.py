@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from reactor_jobs.functions import manifest
+from reactor_jobs.triggers import declared
 from reactor_jobs.triggers.specs import (
     CronSpec,
     EventSpec,
@@ -34,16 +34,16 @@ class Plan(NamedTuple):
     added: list[TriggerSpec]
 
 
-def spec_of(trigger: manifest.Trigger) -> TriggerSpec:
+def spec_of(trigger: declared.Trigger) -> TriggerSpec:
     """A manifest trigger as the spec the API would create it from, checked."""
     spec: TriggerSpec
-    if isinstance(trigger, manifest.CronTrigger):
+    if isinstance(trigger, declared.CronTrigger):
         spec = CronSpec(
             schedule=trigger.schedule, timezone=trigger.timezone, catch_up=trigger.catch_up
         )
-    elif isinstance(trigger, manifest.EventTrigger):
+    elif isinstance(trigger, declared.EventTrigger):
         spec = EventSpec(topic=trigger.topic)
-    elif isinstance(trigger, manifest.WebhookTrigger):
+    elif isinstance(trigger, declared.WebhookTrigger):
         spec = WebhookSpec(headers=trigger.headers)
     else:
         spec = ManualSpec()

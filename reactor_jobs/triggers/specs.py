@@ -8,9 +8,10 @@ from typing import TypeAlias
 
 import msgspec
 
-from reactor_jobs.functions.errors import InvalidField
-from reactor_jobs.functions.manifest import CatchUp, check_cron, check_timezone
-from reactor_jobs.triggers.signature import signing_key
+from reactor_jobs.domain.cron import check_cron, check_timezone
+from reactor_jobs.domain.errors import InvalidField
+from reactor_jobs.domain.signature import signing_key
+from reactor_jobs.triggers.declared import CatchUp
 
 MAX_TOPIC_CHARS = 200
 MAX_SECRET_CHARS = 512
@@ -51,7 +52,7 @@ class EventSpec(_Spec, frozen=True, tag="event"):
 
 class WebhookSpec(_Spec, frozen=True, tag="webhook"):
     """Fire on a POST to the trigger's ingress URL. With a `secret` (write-only: never
-    returned), requests must be signed with it (triggers/signature.py). `headers`: request
+    returned), requests must be signed with it (domain/signature.py). `headers`: request
     headers its runs keep beyond DEFAULT_WEBHOOK_HEADERS (lowercase names)."""
 
     secret: str | None = None

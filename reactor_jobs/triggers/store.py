@@ -10,9 +10,8 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from reactor_jobs.domain.errors import NotFound
+from reactor_jobs.domain.errors import JobNotFound, NotFound
 from reactor_jobs.domain.ids import new_id
-from reactor_jobs.functions.errors import JobNotFound
 from reactor_jobs.triggers.specs import (
     CronSpec,
     EventSpec,

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from reactor_jobs.client import create_client
-from reactor_jobs.hosts.bun_binary import find_bun
+from reactor_jobs.functions.bun_binary import find_bun
 from tests.cli_runner import cli_env, run_cli
 from tests.engine_fixtures import BUNDLES
 

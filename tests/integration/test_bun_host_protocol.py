@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from reactor_jobs.hosts.bun_binary import bun_host_command, find_bun
+from reactor_jobs.functions.bun_binary import bun_host_command, find_bun
 from tests.engine_fixtures import BUNDLES
 from tests.host_driver import HostDriver
 

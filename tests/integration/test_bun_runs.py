@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from reactor_jobs.functions.bun_binary import find_bun
 from reactor_jobs.functions.bundle import pack_dir
-from reactor_jobs.hosts.bun_binary import find_bun
 from tests.engine_fixtures import BUNDLES, ORG, Engine
 
 pytestmark = [

@@ -14,9 +14,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from reactor_jobs.config import HostSettings
 from reactor_jobs.domain import events as ev
 from reactor_jobs.engine import hosts as hosts_module
-from reactor_jobs.engine.hosts import HostPool, HostSettings
+from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.worker import Worker
 from tests.engine_fixtures import ORG, Engine
 

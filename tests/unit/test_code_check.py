@@ -1,6 +1,6 @@
 """Deploy's check of a bundle's code (functions/code_check.py): Python and TS/JS that do not
 parse, or export no fetch, are refused with file:line; good bundles pass. Also where bun is
-looked for (hosts/bun_binary.py)."""
+looked for (functions/bun_binary.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from reactor_jobs.functions.bun_binary import bun_host_command, find_bun
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.code_check import check_code
 from reactor_jobs.functions.errors import BundleError
-from reactor_jobs.hosts.bun_binary import bun_host_command, find_bun
 
 REPO = Path(__file__).resolve().parents[2]
 needs_bun = pytest.mark.skipif(find_bun() is None, reason="no bun executable")

@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
+from reactor_jobs.config import HostSettings
 from reactor_jobs.engine import hosts
-from reactor_jobs.engine.hosts import HostSettings, detect_isolation
+from reactor_jobs.engine.hosts import detect_isolation
 
 
 def test_namespaces_allow_several_orgs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,20 +10,18 @@ import pytest
 
 from reactor_jobs.functions.errors import InvalidField, InvalidManifest, InvalidPolicy
 from reactor_jobs.functions.manifest import (
-    CronTrigger,
-    EventTrigger,
     JobManifest,
     Limits,
     Manifest,
     Policy,
     PolicyOverrides,
     RetryPolicy,
-    WebhookTrigger,
     check_name,
     check_overrides,
     parse_manifest,
     resolve_policy,
 )
+from reactor_jobs.triggers.declared import CronTrigger, EventTrigger, WebhookTrigger
 
 BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reactor_jobs.functions import manifest
 from reactor_jobs.functions.errors import InvalidField
+from reactor_jobs.triggers import declared
 from reactor_jobs.triggers.reconcile import plan, record_shape, spec_of, spec_shape
 from reactor_jobs.triggers.specs import CronSpec, EventSpec, ManualSpec, TriggerSpec, WebhookSpec
 from reactor_jobs.triggers.store import Trigger
@@ -53,12 +53,12 @@ def test_same_kind_is_changed_in_place_the_rest_added_or_removed() -> None:
 
 
 def test_manifest_triggers_become_checked_specs() -> None:
-    cron = spec_of(manifest.CronTrigger(schedule="*/15  *  * * *", catch_up="all"))
+    cron = spec_of(declared.CronTrigger(schedule="*/15  *  * * *", catch_up="all"))
     assert cron == CronSpec(schedule="*/15 * * * *", timezone="UTC", catch_up="all")
-    assert spec_of(manifest.WebhookTrigger()) == WebhookSpec()
-    assert spec_of(manifest.ManualTrigger()) == ManualSpec()
+    assert spec_of(declared.WebhookTrigger()) == WebhookSpec()
+    assert spec_of(declared.ManualTrigger()) == ManualSpec()
     with pytest.raises(InvalidField, match="topic"):
-        spec_of(manifest.EventTrigger(topic=" padded"))
+        spec_of(declared.EventTrigger(topic=" padded"))
 
 
 SPECS = st.sampled_from(

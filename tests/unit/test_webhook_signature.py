@@ -10,7 +10,7 @@ import hmac
 
 import pytest
 
-from reactor_jobs.triggers.signature import (
+from reactor_jobs.domain.signature import (
     InvalidSignature,
     sign,
     signing_key,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from reactor_jobs.domain.errors import Nondeterministic
 from reactor_jobs.domain.replay import Decision
-from reactor_jobs.functions.values import Nondeterministic
 
 
 class ProtocolViolation(Exception):

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-HOST_DIR = Path(__file__).resolve().parent / "bun"
+HOST_DIR = Path(__file__).resolve().parent.parent / "hosts" / "bun"  # the bun host program
 HOST_PROGRAM = HOST_DIR / "host.ts"
 HOW_TO_GET_BUN = (
     "no bun executable found: reinstall reactor-jobs with pip (it brings bun through the "
