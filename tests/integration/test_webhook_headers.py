@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reactor_jobs.functions import manifest
+from reactor_jobs.triggers import declared
 from reactor_jobs.triggers.reconcile import spec_of
 from reactor_jobs.triggers.specs import WebhookSpec
 from tests.http_fixtures import Api, api
@@ -63,7 +63,7 @@ async def test_credentials_and_bad_names_cannot_be_listed(api: Api) -> None:
 
 
 def test_manifest_headers_become_the_checked_spec() -> None:
-    listed = manifest.WebhookTrigger(headers=["X-B", "x-a"])
+    listed = declared.WebhookTrigger(headers=["X-B", "x-a"])
     spec = spec_of(listed)
     assert spec == WebhookSpec(headers=["x-a", "x-b"])
-    assert spec_of(manifest.WebhookTrigger()) == WebhookSpec()
+    assert spec_of(declared.WebhookTrigger()) == WebhookSpec()
