@@ -1,5 +1,5 @@
 """The run state machine: `transition` takes a run's state past one event; the replay fold
-and the runs projection (projections/handlers.py) are both derived from it. Pure; no clock."""
+and the runs projection (domain/projection.py) are both derived from it. Pure; no clock."""
 
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ def transition(s: RunState, event: ev.Event, at: datetime, position: int) -> Run
 
     It changes `s` in place and returns it: a fold over a long stream copies nothing. Times
     are derived from `at` only by adding to it, so a caller may pass a symbolic clock (the
-    projection passes its append's now(), see projections/handlers.py)."""
+    projection passes its append's now(), see domain/projection.py)."""
     s.position = position
     _TRANSITIONS[type(event)](s, event, at)
     s.updated_at = at

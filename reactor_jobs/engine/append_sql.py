@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from reactor_jobs.projections.handlers import RUN_COLUMNS
+from reactor_jobs.domain.projection import RUN_COLUMNS
 
 WORK_CHANNEL = "reactor_jobs_work"  # runnable work appeared
 CANCEL_CHANNEL = "reactor_jobs_cancel"  # payload: the id of a run cancelled while running

@@ -19,9 +19,9 @@ from reactor_jobs.domain.errors import (
     ReactorError,
 )
 from reactor_jobs.domain.events import RecordedEvent, to_recorded
+from reactor_jobs.domain.projection import Changes, project
 from reactor_jobs.engine import append_sql
 from reactor_jobs.engine.group_commit import GroupCommitter
-from reactor_jobs.projections.handlers import Changes, project
 
 
 class Fence(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,11 +24,11 @@ from reactor_jobs.domain.errors import (
     RunNotFound,
 )
 from reactor_jobs.domain.ids import new_id
+from reactor_jobs.domain.projection import RUN_TIME_COLUMNS, project, resolve_now
 from reactor_jobs.engine.append_sql import CANCEL_CHANNEL
 from reactor_jobs.engine.journal import AppendRequest, Journal
 from reactor_jobs.engine.triggered import triggered_event
 from reactor_jobs.functions.registry import Registry
-from reactor_jobs.projections.handlers import RUN_TIME_COLUMNS, project, resolve_now
 
 ADMITTED_KINDS = frozenset({"manual", "webhook"})
 TERMINAL = ("completed", "failed", "cancelled")

@@ -13,7 +13,7 @@ import msgspec
 
 from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.domain.events import RecordedEvent, to_recorded
-from reactor_jobs.projections.handlers import (
+from reactor_jobs.domain.projection import (
     DLQ_COLUMNS,
     EVENT_COLUMNS,
     RUN_COLUMNS,

@@ -26,7 +26,6 @@ LAYERS: dict[str, set[str]] = {
     "telemetry": {"domain", "config", "database"},
     "auth": {"domain", "config"},
     "data": {"domain", "config", "database", "statements"},
-    "projections": {"domain", "statements"},  # pure handlers and the rebuild
     # trigger definitions: a function.json declares its job's triggers, and the registry
     # makes the triggers table match them in its own transactions
     "triggers": {"domain", "statements"},
@@ -38,12 +37,13 @@ LAYERS: dict[str, set[str]] = {
         "config",
         "database",
         "telemetry",
-        "projections",
         "functions",
         "hosts",
         "data",
         "triggers",
     },
+    # The read side: rebuilds, queries, audit and export over the journal and projections.
+    "projections": {"domain", "statements", "config", "database", "functions", "engine"},
     "node": {
         "domain",
         "config",

@@ -8,8 +8,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 
 from reactor_jobs.domain import events as ev
-from reactor_jobs.domain.replay import fold
-from reactor_jobs.projections.handlers import (
+from reactor_jobs.domain.projection import (
     LATER,
     NOW,
     RUN_COLUMNS,
@@ -19,6 +18,7 @@ from reactor_jobs.projections.handlers import (
     resolve_now,
     run_row,
 )
+from reactor_jobs.domain.replay import fold
 from tests.histories import T0, run_history
 from tests.unit.test_replay import record
 
