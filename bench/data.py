@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from bench.journal import raw_insert_rate
 from reactor_jobs.data.service import DataService
 from reactor_jobs.engine.hosts import HostPool, HostSettings
 from reactor_jobs.engine.journal import Journal
@@ -137,6 +138,7 @@ async def data_figures(pool: asyncpg.Pool, runs: int = RUNS) -> tuple[list[Row],
         # the figures would mostly measure queueing for 2 cores, not the call's overhead.
         _, rw = await _runs(control, journal, 35_000_000, runs, True, at_once=1)
         raw_select, raw_insert = await _raw(pool, data, RAW_START, runs)
+        raw1 = await raw_insert_rate(pool, 1, 2.0)  # the reference: commits/s, 1 connection
         writes, commits = await _commits_per_write(pool, (await data.org(ORG)).schema)
     finally:
         stop.set()
@@ -153,13 +155,20 @@ async def data_figures(pool: asyncpg.Pool, runs: int = RUNS) -> tuple[list[Row],
     per_write = commits / writes if writes else float("nan")
     over_select = _p50(select_ms) - _p50(raw_select)
     over_insert = _p50(insert_ms) - _p50(raw_insert)
+    commit_ms = 1000 / raw1
+
+    def vs(ms: float) -> str:
+        return f"{ms:.2f} ms = {ms / commit_ms:.1f}x raw commit"
+
     rows: list[Row] = [
         ("data: runs/s (1 keyed select + 1 insert via ctx.data, 4 at a time)",
          f"{runs / rw_s:,.0f}", "", ""),
+        ("data: raw(1) commit reference (single-row INSERTs, 1 connection)",
+         f"{raw1:,.0f} commits/s = {commit_ms:.2f} ms", "", ""),
         ("data: ctx.data select, p50 (job code's view, 1 run at a time)",
-         f"{_p50(select_ms):.2f} ms", "", ""),
+         vs(_p50(select_ms)), "", ""),
         ("data: ctx.data insert (exactly once), p50, 1 run at a time",
-         f"{_p50(insert_ms):.2f} ms", "", ""),
+         vs(_p50(insert_ms)), "", ""),
         ("data: raw asyncpg select / insert, p50", f"{_p50(raw_select):.2f} / "
          f"{_p50(raw_insert):.2f} ms", "", ""),
         ("data: per-call overhead p50, select / insert",
