@@ -405,6 +405,10 @@ class DataService:
                 raise postgres_error(exc) from None
             finally:
                 self.forget_catalog(org)
+                # The SQL may have left session state (SET, LISTEN, temp tables, prepared
+                # statements, advisory locks) and pool connections are not reset: the pool
+                # opens a fresh one instead of handing this one to the next request.
+                conn.terminate()
         return ["ok"]
 
     async def tables(self, org: str) -> list[TableInfo]:

@@ -293,3 +293,16 @@ async def test_the_rest_of_the_grammar(api: Api) -> None:
     assert (raw.status, raw.error_code) == (400, "bad_request"), raw.text
     assert "not valid JSON" in raw.json["error"]["message"]
     assert await keys(api, "") == ["a", "b", "c"]  # nothing refused changed a row
+
+
+async def test_session_state_left_by_an_orgs_sql_does_not_reach_later_requests(api: Api) -> None:
+    await setup(api)
+    for sql in ("SET default_transaction_read_only = on", "SET TIME ZONE 'Asia/Tokyo'"):
+        done = await api.call("POST", "/data/v1/_sql", as_="admin", json={"sql": sql})
+        assert done.status == 200, done.text
+    for n in range(6):  # more requests than the org's pool has connections
+        wrote = await api.call("POST", "/data/v1/orders", json={"id": 50 + n})
+        assert wrote.status == 201, wrote.text
+    zone = "CREATE TABLE tz AS SELECT current_setting('TimeZone') AS z"
+    assert (await api.call("POST", "/data/v1/_sql", as_="admin", json={"sql": zone})).status == 200
+    assert (await api.call("GET", "/data/v1/tz")).json != [{"z": "Asia/Tokyo"}]
