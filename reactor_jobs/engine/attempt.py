@@ -348,8 +348,8 @@ class _Conversation:
         Outside: a decision of its own, checked by the guard; through the built-in Data API
         its DataCalled is appended by the checkpoint function on the org's connection (a
         write commits with it: exactly once); through an external one it is made and then
-        recorded. Errors are answered, never nacked, so the SDK
-        raises them as DataRequestError with their code."""
+        recorded. Errors are answered, never nacked, so the SDK raises them as
+        DataRequestError with their code."""
         try:
             request = checked(msgspec.convert(m.get("request"), DataRequest))
         except (msgspec.ValidationError, DataError) as exc:
