@@ -8,7 +8,7 @@ orgs' schemas. The role's random password is kept in `_reactor_jobs.data_roles`,
 the engine can read; the role logs in with it to the engine's own host and database.
 
 A write that must be exactly once (a ctx.data call outside any step) commits with its
-journal entry: `write_checkpointed` runs BEGIN; the write; `_reactor_data.checkpoint(grant,
+journal entry: `checkpointed` runs BEGIN; the write; `_reactor_data.checkpoint(grant,
 signature, payload)`; COMMIT on the org's connection. The grant (run, expected position,
 fence, event) is signed with a key only the engine can read; the function (SECURITY DEFINER,
 owned by the engine) checks the signature and the fence exactly as an append does, moves
@@ -117,7 +117,12 @@ class DataService:
         self._orgs: dict[str, OrgData] = {}
         self._pools: dict[str, asyncpg.Pool] = {}
         self._pool_locks: dict[str, asyncio.Lock] = {}
+        # The catalog as each org's requests last saw it, for CATALOG_TTL_S: a request
+        # costs no catalog round trip; this process's DDL (run_sql) and a request that
+        # meets a missing table or column forget it at once, another process's DDL is
+        # seen within the TTL.
         self._tables: dict[tuple[str, str], tuple[float, sql.Table | None]] = {}
+        self._functions: dict[tuple[str, str], tuple[float, list[sql.Function]]] = {}
         self._key: bytes | None = None
         self._closed = False
 
@@ -238,6 +243,8 @@ class DataService:
     def forget_catalog(self, org: str) -> None:
         for key in [k for k in self._tables if k[0] == org]:
             del self._tables[key]
+        for key in [k for k in self._functions if k[0] == org]:
+            del self._functions[key]
 
     # --- execution ------------------------------------------------------------------------
 
@@ -255,16 +262,27 @@ class DataService:
             raise sql.not_found_table(name, org)
         return table
 
+    async def functions(self, conn: asyncpg.Connection, org: str, name: str) -> list[sql.Function]:
+        """The org's functions of that name, from the catalog or its cache (as tables)."""
+        key = (org, name)
+        cached = self._functions.get(key)
+        if cached is not None and time.monotonic() - cached[0] < CATALOG_TTL_S:
+            fns = cached[1]
+        else:
+            schema = org_schema(org)
+            rows = await conn.fetch(sql.FUNCTIONS, schema, name)
+            fns = [sql.function_from_row(schema, r) for r in rows]
+            self._functions[key] = (time.monotonic(), fns)
+        if not fns:
+            raise sql.not_found_function(name, org)
+        return fns
+
     async def statement(
         self, conn: asyncpg.Connection, org: str, request: DataRequest
     ) -> sql.Statement:
         request = checked(request)
         if request.rpc is not None:
-            schema = org_schema(org)
-            rows = await conn.fetch(sql.FUNCTIONS, schema, request.rpc)
-            if not rows:
-                raise sql.not_found_function(request.rpc, org)
-            fns = [sql.function_from_row(schema, r) for r in rows]
+            fns = await self.functions(conn, org, request.rpc)
             given = set(request.body or {}) if isinstance(request.body, dict) else set()
             fitting = [f for f in fns if given <= set(f.args)] or fns
             if len(fitting) > 1:
@@ -287,7 +305,12 @@ class DataService:
             statement = await self.statement(conn, org, request)
             row = await conn.fetchrow(statement.sql, *statement.args)
         except asyncpg.PostgresError as exc:
-            if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
+            if isinstance(
+                exc,
+                asyncpg.UndefinedTableError
+                | asyncpg.UndefinedColumnError
+                | asyncpg.UndefinedFunctionError,
+            ):
                 self.forget_catalog(org)
             raise postgres_error(exc) from None
         assert row is not None
@@ -303,14 +326,16 @@ class DataService:
         )
 
     async def execute(self, org: str, request: DataRequest) -> Result:
-        """One request in a transaction of its own on the org's connection."""
+        """One request on the org's connection, autocommit: every request is one statement
+        (a CTE for a write with its returned rows, one call for an rpc), atomic on its own,
+        so an explicit BEGIN/COMMIT would only add two round trips."""
         try:
-            async with self.connection(org) as conn, conn.transaction():
+            async with self.connection(org) as conn:
                 return await self.run_on(conn, org, request)
         except (OSError, asyncpg.InterfaceError) as exc:  # nothing committed
             raise _lost(org, exc) from None
 
-    async def write_checkpointed(
+    async def checkpointed(
         self,
         org: str,
         request: DataRequest,
@@ -318,15 +343,18 @@ class DataService:
         *,
         before_checkpoint: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[Result, int]:
-        """The write and its journal entry in one transaction: BEGIN; the write; checkpoint;
-        COMMIT. `grant` turns the write's result into the signed grant and the event's
-        payload. Returns the result and the run's new head."""
+        """A call and its journal entry on the org's one connection. A write: BEGIN; the
+        write; checkpoint; COMMIT, so the two commit together or not at all. A read: the
+        read, then the checkpoint in its own commit (a read has nothing to undo, and this
+        skips the engine pool, the group committer and two round trips). `grant` turns the
+        result into the signed grant and the event's payload. Returns the result and the
+        run's new head."""
         try:
-            return await self._write_checkpointed(org, request, grant, before_checkpoint)
+            return await self._checkpointed(org, request, grant, before_checkpoint)
         except (OSError, asyncpg.InterfaceError) as exc:  # lost before COMMIT: rolled back
             raise _lost(org, exc) from None
 
-    async def _write_checkpointed(
+    async def _checkpointed(
         self,
         org: str,
         request: DataRequest,
@@ -334,22 +362,36 @@ class DataService:
         before_checkpoint: Callable[[], Awaitable[None]] | None,
     ) -> tuple[Result, int]:
         key = await self.signing_key()
-        async with self.connection(org) as conn, conn.transaction():
-            result = await self.run_on(conn, org, request)
-            granted, payload = await grant(result)
-            text = msgspec.json.encode(granted)
-            if before_checkpoint is not None:  # tests: a crash between write and checkpoint
-                await before_checkpoint()
-            try:
-                head = await conn.fetchval(
-                    "SELECT _reactor_data.checkpoint($1, $2, $3)",
-                    text.decode(), sign(key, text), payload,
-                )  # fmt: skip
-            except asyncpg.PostgresError as exc:
-                if exc.sqlstate == "RJ003":
-                    raise CheckpointFenced(str(exc)) from None
-                raise
-        return result, int(head)
+        async with self.connection(org) as conn:
+            if not request.writes:
+                result = await self.run_on(conn, org, request)
+                return result, await self._checkpoint(conn, key, result, grant, None)
+            async with conn.transaction():
+                result = await self.run_on(conn, org, request)
+                return result, await self._checkpoint(conn, key, result, grant, before_checkpoint)
+
+    async def _checkpoint(
+        self,
+        conn: asyncpg.Connection,
+        key: bytes,
+        result: Result,
+        grant: Callable[[Result], Awaitable[tuple[Grant, bytes]]],
+        before_checkpoint: Callable[[], Awaitable[None]] | None,
+    ) -> int:
+        granted, payload = await grant(result)
+        text = msgspec.json.encode(granted)
+        if before_checkpoint is not None:  # tests: a crash between write and checkpoint
+            await before_checkpoint()
+        try:
+            head = await conn.fetchval(
+                "SELECT _reactor_data.checkpoint($1, $2, $3)",
+                text.decode(), sign(key, text), payload,
+            )  # fmt: skip
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == "RJ003":
+                raise CheckpointFenced(str(exc)) from None
+            raise
+        return int(head)
 
     async def run_sql(self, org: str, text: str) -> list[str]:
         """An org admin's SQL (DDL and more), on the org role's connection, in its schema."""
@@ -363,6 +405,10 @@ class DataService:
                 raise postgres_error(exc) from None
             finally:
                 self.forget_catalog(org)
+                # The SQL may have left session state (SET, LISTEN, temp tables, prepared
+                # statements, advisory locks) and pool connections are not reset: the pool
+                # opens a fresh one instead of handing this one to the next request.
+                conn.terminate()
         return ["ok"]
 
     async def tables(self, org: str) -> list[TableInfo]:

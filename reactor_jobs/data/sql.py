@@ -237,6 +237,8 @@ def insert_statement(table: Table, request: DataRequest) -> Statement:
         f"INSERT INTO {table.ref} AS {_T} ({names}) SELECT {names} "
         f"FROM jsonb_populate_recordset(NULL::{table.ref}, {body}::jsonb)"
     )
+    for c in p.on_conflict or []:  # named columns must exist, used or not (as PostgREST)
+        table.column(c)
     merge = request.prefers("resolution=merge-duplicates")
     if merge or request.prefers("resolution=ignore-duplicates"):
         target = p.on_conflict or table.primary_key

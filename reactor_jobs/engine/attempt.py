@@ -344,10 +344,11 @@ class _Conversation:
 
     async def _data(self, m: dict[str, Any]) -> dict[str, Any]:
         """A ctx.data call. In a step: a plain call (at least once, nothing recorded).
-        Outside: a decision of its own, checked by the guard; a write through the built-in
-        Data API commits with its DataCalled event in one transaction (exactly once), any
-        other call is made and then recorded. Errors are answered, never nacked, so the SDK
-        raises them as DataRequestError with their code."""
+        Outside: a decision of its own, checked by the guard; through the built-in Data API
+        its DataCalled is appended by the checkpoint function on the org's connection (a
+        write commits with it: exactly once); through an external one it is made and then
+        recorded. Errors are answered, never nacked, so the SDK raises them as
+        DataRequestError with their code."""
         try:
             request = checked(msgspec.convert(m.get("request"), DataRequest))
         except (msgspec.ValidationError, DataError) as exc:
@@ -368,7 +369,7 @@ class _Conversation:
         if key.split("#", 1)[0] != f"data:{request.target}":
             raise ProtocolViolation(f"data call {key!r} does not name {request.target!r}")
         try:
-            if request.writes and getattr(calls, "builtin", False):
+            if getattr(calls, "builtin", False):  # a read too: its entry on the org's conn
                 result = await self._checkpointed(calls, request, key, pos)
             else:
                 result = await calls.execute(org, request)
@@ -406,7 +407,7 @@ class _Conversation:
                     payload_sha256=hashlib.sha256(payload).hexdigest(), nonce=new_id("grant"),
                 ), payload  # fmt: skip
 
-            result, new_head = await calls.write_checkpointed(
+            result, new_head = await calls.checkpointed(
                 state.org, request, grant, before_checkpoint=self.attempt.before_checkpoint
             )
             if new_head != head + 1:

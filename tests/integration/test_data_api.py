@@ -219,3 +219,90 @@ async def test_the_data_commands(api: Api, tmp_path: Path) -> None:
     assert code == 0 and msgspec.json.decode(out) == [{"id": 2}]
     code, _, err = await run_cli("data", "query", "nosuch", cwd=tmp_path, env=env)
     assert code == 1 and "nosuch" in err
+
+
+ITEMS = """
+CREATE TABLE items (k text PRIMARY KEY, n integer, done boolean, tags jsonb);
+CREATE FUNCTION bump() RETURNS void LANGUAGE sql AS $$ UPDATE items SET n = n + 1 $$;
+"""
+
+
+async def keys(api: Api, query: str) -> list[str]:
+    reply = await api.call("GET", f"/data/v1/items?select=k&order=k&{query}")
+    assert reply.status == 200, reply.text
+    return [r["k"] for r in reply.json]
+
+
+async def test_the_rest_of_the_grammar(api: Api) -> None:
+    made = await api.call("POST", "/data/v1/_sql", as_="admin", json={"sql": ITEMS})
+    assert made.status == 200, made.text
+    rows = [
+        {"k": "a", "n": 1, "done": True, "tags": {"x": [1, 2]}},
+        {"k": "b", "n": 2, "done": False, "tags": None},
+        {"k": "c", "n": 3, "done": None},
+    ]
+    quiet = await api.call("POST", "/data/v1/items", json=rows)  # return=minimal: no body
+    assert (quiet.status, quiet.text, quiet.headers["Content-Range"]) == (201, "", "*/3")
+    assert await keys(api, "and=(n.gt.1,n.lt.5)") == ["b", "c"]
+    assert await keys(api, "not.or=(k.eq.a,k.eq.b)") == ["c"]
+    assert await keys(api, "not.and=(n.gte.2,done.is.false)") == ["a", "c"]
+    assert await keys(api, "done=is.true") == ["a"]
+    assert await keys(api, "done=is.false") == ["b"]
+    assert await keys(api, "done=not.is.null&n=neq.1") == ["b"]
+    assert await keys(api, "offset=1") == ["b", "c"]
+    page = await api.call(
+        "GET", "/data/v1/items?select=k&order=k&offset=1&limit=1",
+        headers={"Prefer": "count=exact"},
+    )  # fmt: skip
+    assert (page.json, page.headers["Content-Range"]) == ([{"k": "b"}], "1-1/3")
+    whole = await api.call("GET", "/data/v1/items?k=eq.a&select=k,tags")
+    assert whole.json == [{"k": "a", "tags": {"x": [1, 2]}}]  # jsonb comes back as JSON
+    # ignore-duplicates keeps the row that is there and inserts the new one
+    kept = await api.call(
+        "POST", "/data/v1/items?select=k,n", json=[{"k": "a", "n": 100}, {"k": "z", "n": 26}],
+        headers={"Prefer": "return=representation,resolution=ignore-duplicates"},
+    )  # fmt: skip
+    assert (kept.status, kept.json) == (201, [{"k": "z", "n": 26}])
+    assert (await api.call("GET", "/data/v1/items?k=eq.a&select=n")).json == [{"n": 1}]
+    # a void function: null, and its write happened
+    bumped = await api.call("POST", "/data/v1/rpc/bump")
+    assert (bumped.status, bumped.json) == (200, None)
+    assert (await api.call("GET", "/data/v1/items?k=eq.z&select=n")).json == [{"n": 27}]
+    # PostgREST's exact count on a write's reply
+    deleted = await api.call("DELETE", "/data/v1/items?k=eq.z")
+    assert (deleted.status, deleted.headers["Content-Range"]) == (204, "*/1")
+    cases = [
+        ("GET", "/data/v1/items?n=in.(1,x)", None, 400, "integer"),
+        ("GET", "/data/v1/items?done=is.maybe", None, 400, "is takes"),
+        ("GET", "/data/v1/items?limit=-1", None, 400, "limit"),
+        ("GET", "/data/v1/items?or=(k.eq.a", None, 400, "parentheses"),
+        ("GET", "/data/v1/items?select=*,k", None, 400, "*"),
+        ("GET", "/data/v1/items?order=k.sideways", None, 400, "sideways"),
+        ("PATCH", "/data/v1/items?k=eq.a", {"n": "many"}, 400, "integer"),
+        ("PATCH", "/data/v1/items?k=eq.a", [{"n": 1}], 400, "object"),
+        ("POST", "/data/v1/items", [], 400, "non-empty"),
+        ("POST", "/data/v1/items?on_conflict=nosuch", {"k": "q"}, 400, "nosuch"),
+        ("POST", "/data/v1/rpc/bump", [1], 400, "named arguments"),
+    ]
+    for method, path, body, status, named in cases:
+        reply = await api.call(method, path, json=body)
+        assert reply.status == status, (method, path, reply.text)
+        assert set(reply.json) == {"error"} and set(reply.json["error"]) == {"code", "message"}
+        assert named in reply.json["error"]["message"], (path, reply.text)
+    raw = await api.call("POST", "/data/v1/items", data=b'{"k": ', headers={})
+    assert (raw.status, raw.error_code) == (400, "bad_request"), raw.text
+    assert "not valid JSON" in raw.json["error"]["message"]
+    assert await keys(api, "") == ["a", "b", "c"]  # nothing refused changed a row
+
+
+async def test_session_state_left_by_an_orgs_sql_does_not_reach_later_requests(api: Api) -> None:
+    await setup(api)
+    for sql in ("SET default_transaction_read_only = on", "SET TIME ZONE 'Asia/Tokyo'"):
+        done = await api.call("POST", "/data/v1/_sql", as_="admin", json={"sql": sql})
+        assert done.status == 200, done.text
+    for n in range(6):  # more requests than the org's pool has connections
+        wrote = await api.call("POST", "/data/v1/orders", json={"id": 50 + n})
+        assert wrote.status == 201, wrote.text
+    zone = "CREATE TABLE tz AS SELECT current_setting('TimeZone') AS z"
+    assert (await api.call("POST", "/data/v1/_sql", as_="admin", json={"sql": zone})).status == 200
+    assert (await api.call("GET", "/data/v1/tz")).json != [{"z": "Asia/Tokyo"}]

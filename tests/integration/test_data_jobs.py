@@ -23,6 +23,9 @@ __all__ = ["drop_data_roles"]
 SCHEMA = """
 CREATE TABLE orders (id bigint PRIMARY KEY, note text);
 CREATE FUNCTION order_count() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM orders $$;
+CREATE VIEW big AS SELECT repeat('x', 1500000) AS t;
+CREATE FUNCTION fill_big(k bigint) RETURNS text LANGUAGE sql AS
+  $$ INSERT INTO orders (id, note) VALUES (k, 'big'); SELECT repeat('y', 1500000) $$;
 """
 
 
@@ -123,3 +126,14 @@ async def test_calls_inside_a_step_are_plain_and_errors_reach_the_code(
         "changed": [{"id": 1, "note": "x"}], "gone": [{"id": 2, "note": "u2"}],
         "left": [{"id": 1, "note": "x"}, {"id": 9, "note": "in step"}], "n": 2,
     }  # fmt: skip
+
+
+async def test_a_result_too_large_to_record_is_refused_and_its_write_rolled_back(
+    engine: Engine, data: DataService
+) -> None:
+    engine.start_worker()
+    run = await engine.wait(await start(engine, {"mode": "too_big", "id": 31}))
+    assert run.status == "completed", run.last_error
+    assert run.output == ["payload_too_large", "payload_too_large"]
+    assert "DataCalled" not in await engine.types(run.id)
+    assert await rows(data) == []  # the rpc's insert went with its refused record

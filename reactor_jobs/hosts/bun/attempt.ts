@@ -105,7 +105,10 @@ export class Attempt implements Channel {
     if (pending === undefined) return;
     this.#pending.delete(message.req);
     if (message.t === "ack") {
-      pending.resolve({ event_id: message.event_id });
+      // Everything the worker answered (a data call's rows, count and error, a replay's
+      // output, a sleep's resume), not only an emit's event_id.
+      const { t: _t, id: _id, req: _req, ...ack } = message;
+      pending.resolve(ack as Ack);
     } else {
       const error = message.error ?? {};
       pending.reject(new ReactorJobsError(error.type ?? "Refused", error.message ?? "refused"));

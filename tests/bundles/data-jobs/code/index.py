@@ -38,4 +38,16 @@ async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
         gone = await ctx.data.from_("orders").delete().in_("id", [2])
         left = await ctx.data.from_("orders").select("id,note", count="exact").order("id")
         return {"changed": changed.data, "gone": gone.data, "left": left.data, "n": left.count}
+    if mode == "too_big":  # results over the 1 MiB a record may hold, read and written
+        codes = []
+        for call in (
+            lambda: ctx.data.from_("big").select("t"),
+            lambda: ctx.data.rpc("fill_big", {"k": p["id"]}),
+        ):
+            try:
+                await call()
+                codes.append(None)
+            except DataRequestError as exc:
+                codes.append(exc.code)
+        return codes
     raise ValueError(mode)
