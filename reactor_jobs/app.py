@@ -38,16 +38,16 @@ import msgspec
 from reactor_jobs.config import Config, load_config
 from reactor_jobs.domain.errors import ReactorError
 from reactor_jobs.engine.attempt import function_key
-from reactor_jobs.engine.audit import ReplayReport
-from reactor_jobs.engine.auditor import Auditor, FunctionCheck
 from reactor_jobs.engine.hosts import Host, HostPool, HostSettings
-from reactor_jobs.engine.runs import RunInfo
 from reactor_jobs.functions import manifest as manifests
 from reactor_jobs.functions import registry_sql as sql
 from reactor_jobs.functions.errors import AlreadyExists
 from reactor_jobs.functions.messages import Request
 from reactor_jobs.functions.runtime import Handler
 from reactor_jobs.hosts.python import Session
+from reactor_jobs.projections.auditor import Auditor, FunctionCheck
+from reactor_jobs.projections.queries import RunInfo
+from reactor_jobs.projections.replay_check import ReplayReport
 from reactor_jobs.triggers.manifest_sync import sync_job, wanted_triggers
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])

@@ -13,10 +13,11 @@ import pytest
 
 from reactor_jobs.engine.hosts import HostPool, HostSettings
 from reactor_jobs.engine.journal import Journal
-from reactor_jobs.engine.runs import RunControl, RunInfo
+from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.projections.queries import RunInfo
 
 BUNDLES = Path(__file__).resolve().parent / "bundles"
 ORG = "acme"

@@ -1,6 +1,8 @@
 """Starting and steering runs: trigger (one or in bulk), cancel, retry, retry from the DLQ.
 
-Every change is an append to the run's stream; reads come from the runs projection.
+Every change is an append to the run's stream; what a change returns, and the checks before
+it, read the runs projection (listing and getting runs is the read side's,
+projections/queries.py).
 Admission for manual and webhook triggers is checked against the projection when the
 request arrives (concurrent requests may overshoot by the few in flight); execution
 concurrency is enforced strictly by the claim.
@@ -29,6 +31,7 @@ from reactor_jobs.engine.journal import AppendRequest, Journal
 from reactor_jobs.engine.triggered import triggered_event
 from reactor_jobs.functions.registry import Registry
 from reactor_jobs.projections.handlers import RUN_TIME_COLUMNS, project, resolve_now
+from reactor_jobs.projections.queries import RunInfo, get_run
 
 ADMITTED_KINDS = frozenset({"manual", "webhook"})
 TERMINAL = ("completed", "failed", "cancelled")
@@ -39,51 +42,6 @@ _BY_KEY = "SELECT * FROM _reactor_jobs.runs WHERE org = $1 AND job = $2 AND idem
 _DLQ = "SELECT * FROM _reactor_jobs.dlq WHERE org = $1 AND dlq_id = $2"
 _RECORDED_AT = "SELECT recorded_at FROM _reactor_jobs.journal WHERE run_id = $1 AND position = $2"
 _FIRST = "SELECT payload FROM _reactor_jobs.journal WHERE run_id = $1 AND position = 1"
-
-
-class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """A run as the runs projection shows it."""
-
-    id: str
-    org: str
-    job: str
-    status: str
-    attempt: int
-    function: str
-    function_version: int
-    trigger_kind: str
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    available_at: datetime | None = None
-    last_error: Any = None
-    output: Any = None
-    dlq_id: str | None = None
-    idempotency_key: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RunInfo:
-        decode = msgspec.json.decode
-        return cls(
-            id=row["run_id"],
-            org=row["org"],
-            job=row["job"],
-            status=row["status"],
-            attempt=row["attempt"],
-            function=row["function_name"],
-            function_version=row["function_version"],
-            trigger_kind=row["trigger_kind"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            available_at=row["available_at"],
-            last_error=None if row["last_error"] is None else decode(row["last_error"]),
-            output=None if row["output"] is None else decode(row["output"]),
-            dlq_id=row["dlq_id"],
-            idempotency_key=row["idempotency_key"],
-        )
 
 
 class Admission(NamedTuple):
@@ -98,10 +56,8 @@ class RunControl:
         self.pool, self.journal, self.registry = pool, journal, registry
 
     async def get(self, org: str, run_id: str) -> RunInfo:
-        row = await self.pool.fetchrow(_RUN, org, run_id)
-        if row is None:
-            raise RunNotFound(run_id)
-        return RunInfo.from_row(row)
+        """The run as the read side shows it (a convenience for callers holding a control)."""
+        return await get_run(self.pool, org, run_id)
 
     async def trigger(self, org: str, job: str, **options: Any) -> RunInfo:
         """Start a run (see admit); with an idempotency key, a repeat returns the first run."""

@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from reactor_jobs.engine.runs import RunInfo
 from reactor_jobs.functions.manifest import Backoff, Policy, Runtime
 from reactor_jobs.functions.records import FunctionInfo, JobInfo, VersionInfo
 from reactor_jobs.http.inputs import INT32_MAX
+from reactor_jobs.projections.queries import RunInfo
 from reactor_jobs.triggers.manifest_sync import TriggerChanges as SyncedTriggers
 from reactor_jobs.triggers.store import Trigger as TriggerRecord
 

@@ -161,7 +161,7 @@ async def test_code_jobs_are_replayed_and_checked_in_their_app(db_url: str) -> N
         report = await old.replay(run_id)
         assert report.ok and report.note is not None and "sleeping" in report.note
         # the server cannot run a code job's code: it says where to check it
-        from reactor_jobs.engine.auditor import Auditor, CodeJobAudit
+        from reactor_jobs.projections.auditor import Auditor, CodeJobAudit
 
         with pytest.raises(CodeJobAudit):
             await Auditor(old.node.journal, old.node.registry, old.node.hosts).replay(ORG, run_id)

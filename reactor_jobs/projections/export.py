@@ -16,14 +16,9 @@ import msgspec
 
 from reactor_jobs.domain import events as ev
 from reactor_jobs.engine.journal import VerifyResult, export_line, to_recorded, verify_rows
+from reactor_jobs.statements import load
 
-_EXPORT = """
-SELECT j.global_position, j.run_id, j.position, j.org, j.type, j.version, j.recorded_at,
-       j.prev_hash, j.hash, j.payload
-  FROM _reactor_jobs.journal AS j JOIN _reactor_jobs.runs AS r USING (run_id)
- WHERE r.org = $1 AND r.job = $2 AND r.created_at >= $3 AND r.created_at < $4
- ORDER BY j.run_id, j.position
-"""
+SQL = load("reactor_jobs.projections", "read.sql")
 
 
 class _Line(msgspec.Struct):
@@ -44,7 +39,7 @@ async def export_runs(
 ) -> AsyncIterator[bytes]:
     """NDJSON lines of every event of the job's runs created in [since, until)."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        cursor = await conn.cursor(_EXPORT, org, job, since, until)
+        cursor = await conn.cursor(SQL.export_job_runs, org, job, since, until)
         while rows := await cursor.fetch(2000):
             for rec in to_recorded(rows):
                 yield export_line(rec) + b"\n"
