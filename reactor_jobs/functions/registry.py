@@ -26,14 +26,10 @@ from reactor_jobs.functions.errors import (
     VersionNotFound,
 )
 from reactor_jobs.functions.manifest import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_TIMEOUT_MS,
     MAX_TIMEOUT_MS,
-    Backoff,
     Limits,
     Manifest,
     PolicyOverrides,
-    Runtime,
     check_name,
     check_overrides,
     parse_manifest,
@@ -49,6 +45,7 @@ from reactor_jobs.functions.records import (
 from reactor_jobs.hosts.bun_binary import HOW_TO_GET_BUN, find_bun
 from reactor_jobs.triggers.manifest_sync import TriggerChanges, sync_job, wanted_triggers
 from reactor_jobs.triggers.reconcile import spec_of
+from reactor_jobs.wire.objects import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT_MS, Backoff, Runtime
 
 _POLICY_FIELDS = (
     "max_attempts",

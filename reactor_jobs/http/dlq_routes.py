@@ -15,7 +15,7 @@ from reactor_jobs.http import query
 from reactor_jobs.http.bodies import json_response
 from reactor_jobs.http.jobs_routes import JOB
 from reactor_jobs.http.keys import NODE
-from reactor_jobs.http.objects import DlqEntry, DlqList, Run
+from reactor_jobs.http.objects import DlqEntry, DlqList, Run, run_of
 from reactor_jobs.http.routes import CURSOR, LIMIT, Route, authed, param
 from reactor_jobs.http.runs_routes import who
 from reactor_jobs.projections import queries
@@ -51,7 +51,7 @@ async def retry_dlq(request: web.Request, principal: Principal) -> web.Response:
     if job != request.match_info["name"]:
         raise DlqEntryNotFound(dlq_id)
     run = await node.control.retry_dlq(principal.org, dlq_id, by=who(principal))
-    return json_response(Run.of(run))
+    return json_response(run_of(run))
 
 
 ROUTES: list[Route] = [

@@ -21,7 +21,14 @@ from reactor_jobs.http import query
 from reactor_jobs.http.bodies import decode_json, json_response
 from reactor_jobs.http.jobs_routes import JOB
 from reactor_jobs.http.keys import NODE
-from reactor_jobs.http.objects import JournalEvent, JournalEvents, ManualTrigger, Run, RunList
+from reactor_jobs.http.objects import (
+    JournalEvent,
+    JournalEvents,
+    ManualTrigger,
+    Run,
+    RunList,
+    run_of,
+)
 from reactor_jobs.http.routes import CURSOR, LIMIT, Route, authed, header, param
 from reactor_jobs.projections import queries
 from reactor_jobs.projections.queries import RunInfo
@@ -61,7 +68,7 @@ async def trigger(request: web.Request, principal: Principal) -> web.Response:
         principal.org, name, payload=body.payload, idempotency_key=key, kind="manual",
         headers=trace_headers(request.headers),  # W3C trace context, kept with the run
     )  # fmt: skip
-    return json_response(Run.of(run), status=201 if created else 200)
+    return json_response(run_of(run), status=201 if created else 200)
 
 
 async def list_runs(request: web.Request, principal: Principal) -> web.Response:
@@ -76,7 +83,7 @@ async def list_runs(request: web.Request, principal: Principal) -> web.Response:
     )  # fmt: skip
     if page is None:
         raise JobNotFound(name)
-    runs = [Run.of(info) for info in page[0]]
+    runs = [run_of(info) for info in page[0]]
     more = page[1]
     cursor = query.next_cursor(runs[-1].created_at, runs[-1].id) if more else None
     return json_response(RunList(runs=runs, next_cursor=cursor))
@@ -84,21 +91,21 @@ async def list_runs(request: web.Request, principal: Principal) -> web.Response:
 
 async def get_run(request: web.Request, principal: Principal) -> web.Response:
     query.check_params(request, ())
-    return json_response(Run.of(await job_run(request, principal.org)))
+    return json_response(run_of(await job_run(request, principal.org)))
 
 
 async def cancel_run(request: web.Request, principal: Principal) -> web.Response:
     query.check_params(request, ())
     run = await job_run(request, principal.org)
     cancelled = await control(request).cancel(principal.org, run.id, by=who(principal))
-    return json_response(Run.of(cancelled))
+    return json_response(run_of(cancelled))
 
 
 async def retry_run(request: web.Request, principal: Principal) -> web.Response:
     query.check_params(request, ())
     run = await job_run(request, principal.org)
     retried = await control(request).retry(principal.org, run.id, by=who(principal))
-    return json_response(Run.of(retried))
+    return json_response(run_of(retried))
 
 
 async def run_journal(request: web.Request, principal: Principal) -> web.Response:
