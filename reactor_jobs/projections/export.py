@@ -17,21 +17,9 @@ import msgspec
 from reactor_jobs.domain import events as ev
 from reactor_jobs.engine.journal import VerifyResult, export_line, to_recorded, verify_rows
 from reactor_jobs.statements import load
+from reactor_jobs.wire.objects import JournalEvent
 
 SQL = load("reactor_jobs.projections", "read.sql")
-
-
-class _Line(msgspec.Struct):
-    global_position: int
-    run_id: str
-    position: int
-    org: str
-    type: str
-    version: int
-    recorded_at: datetime
-    prev_hash: str
-    hash: str
-    data: msgspec.Raw
 
 
 async def export_runs(
@@ -47,7 +35,7 @@ async def export_runs(
 
 def verify_export(lines: Iterable[bytes]) -> Iterator[VerifyResult]:
     """Check an export with no database: one result per run, in the file's order."""
-    decoder = msgspec.json.Decoder(_Line)
+    decoder = msgspec.json.Decoder(JournalEvent)
     current: list[dict[str, Any]] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -65,7 +53,7 @@ def verify_export(lines: Iterable[bytes]) -> Iterator[VerifyResult]:
         yield verify_rows(current[0]["run_id"], current)
 
 
-def _row(line: _Line) -> dict[str, Any]:
+def _row(line: JournalEvent) -> dict[str, Any]:
     """The line as the verifier reads a journal row: the payload rebuilt canonically."""
     return {
         "run_id": line.run_id,
@@ -76,5 +64,5 @@ def _row(line: _Line) -> dict[str, Any]:
         "recorded_at": line.recorded_at,
         "prev_hash": bytes.fromhex(line.prev_hash),
         "hash": bytes.fromhex(line.hash),
-        "payload": ev.canonical_json(msgspec.json.decode(line.data)),
+        "payload": ev.canonical_json(line.data),
     }
