@@ -4,6 +4,8 @@ response objects from the engine's records, which the wire package must not know
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from reactor_jobs.functions.records import FunctionInfo, JobInfo, VersionInfo
@@ -109,7 +111,7 @@ __all__ = [
 ]
 
 
-def _without_org(record: msgspec.Struct) -> dict[str, object]:
+def _without_org(record: msgspec.Struct) -> dict[str, Any]:
     """The record's fields but its org: the caller's org is implied by the request."""
     fields = msgspec.structs.asdict(record)
     del fields["org"]
@@ -117,11 +119,11 @@ def _without_org(record: msgspec.Struct) -> dict[str, object]:
 
 
 def run_of(info: RunInfo) -> Run:
-    return Run(**_without_org(info))  # type: ignore[arg-type]
+    return Run(**_without_org(info))
 
 
 def job_of(info: JobInfo, policy: Policy | None) -> Job:
-    return Job(**_without_org(info), policy=policy)  # type: ignore[arg-type]
+    return Job(**_without_org(info), policy=policy)
 
 
 def trigger_of(record: TriggerRecord) -> Trigger:
@@ -129,11 +131,11 @@ def trigger_of(record: TriggerRecord) -> Trigger:
 
 
 def function_of(info: FunctionInfo) -> Function:
-    return Function(**_without_org(info))  # type: ignore[arg-type]
+    return Function(**_without_org(info))
 
 
 def version_of(info: VersionInfo) -> Version:
-    return Version(**_without_org(info))  # type: ignore[arg-type]
+    return Version(**_without_org(info))
 
 
 def trigger_changes_of(changes: SyncedTriggers, *, signed: bool) -> TriggerChanges | None:

@@ -1,5 +1,5 @@
-"""The auditor's engine API: replay checks on the pinned or another version, the check of
-a version against every in-flight run, time travel, lineage — all org-scoped."""
+"""The auditor's API on the read side: replay checks (replay_check.py) on the pinned or another
+version, the check of a version against every in-flight run, time travel — all org-scoped."""
 
 from __future__ import annotations
 
