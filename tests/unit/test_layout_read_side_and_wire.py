@@ -9,11 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
+import pytest
+
 import reactor_jobs
+from reactor_jobs.client import ClientError, InvalidBundle
+from reactor_jobs.client.functions import bundle_bytes
 from reactor_jobs.http import app as http_app
 from reactor_jobs.http import data_routes
 from reactor_jobs.http.auth_docs import AUTH_DOCS
 from reactor_jobs.http.openapi import build_document
+from reactor_jobs.wire.objects import JobCreate, Run
 
 PACKAGE = Path(reactor_jobs.__file__).parent
 
@@ -162,3 +168,26 @@ def test_every_object_of_the_openapi_document_is_defined_once_in_wire() -> None:
         if len(where) != 1 or not where[0].startswith("wire/"):
             misplaced[name] = where
     assert misplaced == {}
+
+
+def test_requests_are_strict_and_responses_lenient() -> None:
+    """The server refuses unknown request fields; the client ignores unknown response fields,
+    so an older client survives a newer server."""
+
+    with pytest.raises(msgspec.ValidationError, match="unknown field `colour`"):
+        msgspec.json.decode(b'{"name": "a", "function_name": "f", "colour": 1}', type=JobCreate)
+    run = {
+        "id": "run_1", "job": "j", "status": "queued", "attempt": 0, "function": "f",
+        "function_version": 1, "trigger_kind": "manual", "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z", "started_at": None, "finished_at": None,
+        "available_at": None, "last_error": None, "output": None, "dlq_id": None,
+        "idempotency_key": None, "a_field_from_a_newer_server": {"x": 1},
+    }  # fmt: skip
+    assert msgspec.json.decode(msgspec.json.encode(run), type=Run).id == "run_1"
+
+
+def test_a_folder_the_client_cannot_pack_is_a_client_error(tmp_path: Path) -> None:
+
+    with pytest.raises(InvalidBundle, match=r"no function\.json") as refused:
+        bundle_bytes(tmp_path)
+    assert isinstance(refused.value, ClientError) and refused.value.code == "bundle_error"
