@@ -18,12 +18,12 @@ from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.events import RecordedEvent, to_recorded
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.domain.replay import fold
-from reactor_jobs.engine.audit import replay_check
-from reactor_jobs.engine.auditor import Auditor
 from reactor_jobs.engine.hosts import Host
 from reactor_jobs.engine.journal import AppendRequest
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.records import FunctionVersion
+from reactor_jobs.projections.auditor import Auditor
+from reactor_jobs.projections.replay_check import replay_check
 
 FUNCTION = "ledger"
 STATE_EVERY, EMIT_EVERY = 10, 25  # as in bench/bundles/ledger

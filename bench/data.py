@@ -25,6 +25,7 @@ from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.projections.queries import get_run
 
 ORG = "bench"
 RUNS = 200
@@ -84,7 +85,7 @@ async def _runs(
         async with asyncio.timeout(120):
             for run_id in ids:
                 while True:
-                    run = await control.get(ORG, run_id)
+                    run = await get_run(control.pool, ORG, run_id)
                     if run.status in ("completed", "failed"):
                         outputs.append(run.output or {})
                         break

@@ -37,17 +37,18 @@ import msgspec
 
 from reactor_jobs.config import Config, HostSettings, load_config
 from reactor_jobs.domain.errors import ReactorError
+from reactor_jobs.domain.projection import RunInfo
 from reactor_jobs.engine.attempt import function_key
-from reactor_jobs.engine.audit import ReplayReport
-from reactor_jobs.engine.auditor import Auditor, FunctionCheck
 from reactor_jobs.engine.hosts import Host, HostPool
-from reactor_jobs.engine.runs import RunInfo
 from reactor_jobs.functions import manifest as manifests
 from reactor_jobs.functions import registry_sql as sql
 from reactor_jobs.functions.errors import AlreadyExists
 from reactor_jobs.functions.messages import Request
 from reactor_jobs.functions.runtime import Handler
 from reactor_jobs.hosts.python import Session
+from reactor_jobs.projections.auditor import Auditor, FunctionCheck
+from reactor_jobs.projections.queries import get_run
+from reactor_jobs.projections.replay_check import ReplayReport
 from reactor_jobs.triggers.manifest_sync import sync_job, wanted_triggers
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -273,7 +274,7 @@ class App:
         async with asyncio.timeout(timeout):
             delay = 0.005
             while True:
-                run: RunInfo = await self.node.control.get(self.org, run_id)
+                run: RunInfo = await get_run(self.node.pool, self.org, run_id)
                 if run.status in TERMINAL:
                     return run
                 await asyncio.sleep(delay)

@@ -12,12 +12,14 @@ import asyncpg
 import pytest
 
 from reactor_jobs.config import HostSettings
+from reactor_jobs.domain.projection import RunInfo
 from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
-from reactor_jobs.engine.runs import RunControl, RunInfo
+from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.projections.queries import get_run
 
 BUNDLES = Path(__file__).resolve().parent / "bundles"
 ORG = "acme"
@@ -68,7 +70,7 @@ class Engine:
         check = until or (lambda r: r.status in TERMINAL)
         async with asyncio.timeout(timeout):
             while True:
-                run = await self.control.get(ORG, run_id)
+                run = await get_run(self.pool, ORG, run_id)
                 if check(run):
                     return run
                 await asyncio.sleep(0.05)

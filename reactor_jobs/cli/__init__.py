@@ -21,6 +21,7 @@ from reactor_jobs.cli.remote_args import (
     add_user_commands,
     check_remote_args,
 )
+from reactor_jobs.client.errors import ClientError
 from reactor_jobs.config import Config, check_config, load_config
 from reactor_jobs.domain.errors import ReactorError
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(remote.run(args))
         config = _config(args)
         return asyncio.run(dispatch(args, config))
-    except ReactorError as exc:
+    except (ReactorError, ClientError) as exc:
         return _fail(str(exc))
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         return _fail(f"the database has no Reactor schema; run `reactor db migrate` ({exc})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from reactor_jobs.cli.logs import follow_logs, print_history
 from reactor_jobs.cli.output import Column, cell
 from reactor_jobs.cli.remote import Handler, Remote, confirm
 from reactor_jobs.client import Job, Run
-from reactor_jobs.client.types import NextFires, TriggerChanges
+from reactor_jobs.client.types import CreatedTrigger, NextFires, Trigger, TriggerChanges
 
 FINISHED = ("completed", "failed", "cancelled")
 POLICY = ("max_attempts", "backoff", "initial_delay_ms", "max_delay_ms", "max_concurrency",
@@ -50,14 +51,14 @@ def show_trigger_changes(remote: Remote, changes: TriggerChanges | None) -> None
     printed here because the server shows it only once."""
     if changes is None or remote.out.json_mode:
         return
-    groups = {"added": changes.added, "changed": changes.changed,
+    groups: dict[str, Sequence[Trigger]] = {"added": changes.added, "changed": changes.changed,
               "removed": changes.removed, "unchanged": changes.unchanged}  # fmt: skip
     remote.out.line("manifest triggers: " + ", ".join(f"{len(g)} {k}" for k, g in groups.items()))
     for what, triggers in groups.items():
         for t in triggers:
             said = t.schedule or t.topic or ""
             remote.out.line(f"  {what:<9}  {t.id}  {t.job}  {t.kind:<7}  {said}".rstrip())
-            if t.url is not None:
+            if isinstance(t, CreatedTrigger) and t.url is not None:
                 remote.out.line(f"  Returns ingress URL: {remote.url}{t.url}")
     if any(t.url is not None for t in changes.added):
         remote.out.note("webhook URLs are shown only now; the token in the URL is the auth")

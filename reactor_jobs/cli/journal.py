@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from reactor_jobs.cli.connection import open_pool
 from reactor_jobs.config import Config
 from reactor_jobs.domain.errors import ReactorError, RunNotFound
-from reactor_jobs.engine.export import export_runs, verify_export
 from reactor_jobs.engine.journal import Journal, export_line
+from reactor_jobs.projections.export import export_runs, verify_export
 
 if TYPE_CHECKING:
     from reactor_jobs.engine.journal import VerifyResult

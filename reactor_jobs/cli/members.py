@@ -4,6 +4,8 @@ API keys, on the server (creating users and keys for a new install is in cli/use
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
+from typing import NamedTuple
 
 from reactor_jobs.cli.remote import Handler, Remote
 
@@ -15,10 +17,22 @@ async def list_users(args: argparse.Namespace, remote: Remote) -> int:
     return 0
 
 
+class _KeyRow(NamedTuple):
+    id: str
+    name: str
+    role: str
+    created_at: datetime
+
+
 async def list_api_keys(args: argparse.Namespace, remote: Remote) -> int:
     keys = await remote.client.auth.api_keys()
+    if remote.out.json_mode:
+        remote.out.document({"api_keys": keys})
+        return 0
+    # The API documents created_at as a string; the table shows it as every other time.
+    rows = [_KeyRow(k.id, k.name, k.role, datetime.fromisoformat(k.created_at)) for k in keys]
     columns = [("ID", "id"), ("NAME", "name"), ("ROLE", "role"), ("CREATED", "created_at")]
-    remote.out.listing("api_keys", keys, columns, f"org {remote.org} has no API keys in use")
+    remote.out.table(rows, columns, f"org {remote.org} has no API keys in use")
     return 0
 
 

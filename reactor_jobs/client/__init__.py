@@ -12,9 +12,11 @@ the `request_id`; an unreachable server raises ConnectionFailed.
 from reactor_jobs.client.client import Client, create_client
 from reactor_jobs.client.errors import (
     BadRequestError,
+    ClientError,
     ConflictError,
     ConnectionFailed,
     ForbiddenError,
+    InvalidBundle,
     InvalidFieldError,
     NotFoundError,
     PayloadTooLargeError,
@@ -58,6 +60,7 @@ __all__ = [
     "BadRequestError",
     "Cause",
     "Client",
+    "ClientError",
     "ConflictError",
     "ConnectionFailed",
     "DlqEntry",
@@ -65,6 +68,7 @@ __all__ = [
     "ForbiddenError",
     "Function",
     "FunctionCheck",
+    "InvalidBundle",
     "InvalidFieldError",
     "Job",
     "JournalEvent",

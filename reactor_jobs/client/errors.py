@@ -1,5 +1,8 @@
 """The client's errors: one class per HTTP status the API documents, each carrying the API's
-error `code`, its message and the response's request id. Messages never contain tokens."""
+error `code`, its message and the response's request id. Messages never contain tokens.
+
+The client's own tree, rooted in ClientError: the client imports nothing of the server, so
+an application that only talks to a server does not load the engine."""
 
 from __future__ import annotations
 
@@ -7,10 +10,23 @@ from typing import ClassVar
 
 import msgspec
 
-from reactor_jobs.domain.errors import ReactorError
+from reactor_jobs.wire.errors import ErrorResponse
 
 
-class ReactorApiError(ReactorError):
+class ClientError(Exception):
+    """The Reactor client failed."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ReactorApiError(ClientError):
     """The Reactor API refused the request."""
 
     status_code: ClassVar[int | None] = None
@@ -89,23 +105,29 @@ class ServerError(ReactorApiError):
     """5xx: the server failed; its log has the details under the request id."""
 
 
-class ConnectionFailed(ReactorError):
+class ConnectionFailed(ClientError):
     """The Reactor server could not be reached."""
 
     code = "connection_failed"
 
 
-class SignInRequired(ReactorError):
+class SignInRequired(ClientError):
     """Not signed in: this needs a refresh token; sign in with a password first."""
 
     code = "unauthorized"
 
 
-class NoOrgChosen(ReactorError):
+class NoOrgChosen(ClientError):
     """No org chosen: call `client.auth.set_org` (the CLI: --org, REACTOR_ORG or `reactor orgs
     use`)."""
 
     code = "no_org"
+
+
+class InvalidBundle(ClientError):
+    """The folder cannot be packed as a function bundle; the message says why."""
+
+    code = "bundle_error"
 
 
 _BY_STATUS: dict[int, type[ReactorApiError]] = {
@@ -124,22 +146,13 @@ _BY_STATUS: dict[int, type[ReactorApiError]] = {
 }
 
 
-class _ErrorBody(msgspec.Struct, frozen=True):
-    code: str
-    message: str
-
-
-class _ErrorResponse(msgspec.Struct, frozen=True):
-    error: _ErrorBody
-
-
 def error_for(
     status: int, body: bytes, request_id: str | None, retry_after: str | None = None
 ) -> ReactorApiError:
     """The typed error for a response; a body not in the API's error shape (a proxy's page)
     still gives an error with a code derived from the status."""
     try:
-        error = msgspec.json.decode(body, type=_ErrorResponse).error
+        error = msgspec.json.decode(body, type=ErrorResponse).error
         code, message = error.code, error.message
     except msgspec.DecodeError:
         code = "internal" if status >= 500 else f"http_{status}"

@@ -7,6 +7,8 @@ import builtins
 import os
 from pathlib import Path
 
+from reactor_jobs.bundles import PackError, pack_dir
+from reactor_jobs.client.errors import InvalidBundle
 from reactor_jobs.client.jobs import query, seg
 from reactor_jobs.client.transport import Transport
 from reactor_jobs.client.types import (
@@ -17,7 +19,6 @@ from reactor_jobs.client.types import (
     PromotedFunction,
     Version,
 )
-from reactor_jobs.functions.bundle import pack_dir
 
 FUNCTIONS = "/functions/v1/_admin/functions"
 
@@ -27,7 +28,12 @@ def bundle_bytes(source: str | os.PathLike[str] | bytes) -> bytes:
     if isinstance(source, bytes):
         return source
     path = Path(source)
-    return pack_dir(path) if path.is_dir() else path.read_bytes()
+    if not path.is_dir():
+        return path.read_bytes()
+    try:
+        return pack_dir(path)
+    except PackError as exc:
+        raise InvalidBundle(str(exc)) from None
 
 
 class Functions:

@@ -21,6 +21,7 @@ from reactor_jobs.client.sse import messages
 from reactor_jobs.client.transport import Transport
 from reactor_jobs.client.types import (
     Backoff,
+    CreatedTrigger,
     DlqEntry,
     Job,
     JobWithTriggers,
@@ -84,14 +85,14 @@ class Triggers:
         topic: str | None = None,
         secret: str | None = None,
         headers: builtins.list[str] | None = None,
-    ) -> Trigger:
+    ) -> CreatedTrigger:
         """Add a trigger to job `name`. A webhook's ingress path is in `.url` (only here);
         `secret` (webhooks only, write-only) makes its requests require a signature;
         `headers` (webhooks only) names request headers its runs keep beyond the defaults."""
         fields = {"schedule": schedule, "timezone": timezone, "catch_up": catch_up,
                   "topic": topic, "secret": secret, "headers": headers}  # fmt: skip
         body = {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
-        return await self._t.decode(Trigger, "POST", f"{job_path(name)}/triggers", json=body)
+        return await self._t.decode(CreatedTrigger, "POST", f"{job_path(name)}/triggers", json=body)
 
     async def list(self, name: str) -> builtins.list[Trigger]:
         return await self._t.items("triggers", Trigger, f"{job_path(name)}/triggers")

@@ -10,6 +10,7 @@ changes, which is why a rebuilt projection equals the live one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -254,3 +255,48 @@ def resolve_now(row: Row, recorded_at: datetime, time_columns: frozenset[str]) -
         if key.startswith(LATER):
             resolved[key[1:]] = recorded_at + timedelta(milliseconds=ms)
     return resolved
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A run as the runs projection shows it."""
+
+    id: str
+    org: str
+    job: str
+    status: str
+    attempt: int
+    function: str
+    function_version: int
+    trigger_kind: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    available_at: datetime | None = None
+    last_error: Any = None
+    output: Any = None
+    dlq_id: str | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunInfo:
+        decode = msgspec.json.decode
+        return cls(
+            id=row["run_id"],
+            org=row["org"],
+            job=row["job"],
+            status=row["status"],
+            attempt=row["attempt"],
+            function=row["function_name"],
+            function_version=row["function_version"],
+            trigger_kind=row["trigger_kind"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            available_at=row["available_at"],
+            last_error=None if row["last_error"] is None else decode(row["last_error"]),
+            output=None if row["output"] is None else decode(row["output"]),
+            dlq_id=row["dlq_id"],
+            idempotency_key=row["idempotency_key"],
+        )

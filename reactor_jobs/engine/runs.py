@@ -1,6 +1,8 @@
 """Starting and steering runs: trigger (one or in bulk), cancel, retry, retry from the DLQ.
 
-Every change is an append to the run's stream; reads come from the runs projection.
+Every change is an append to the run's stream; what a change returns, and the checks before
+it, read the runs projection (listing and getting runs is the read side's,
+projections/queries.py).
 Admission for manual and webhook triggers is checked against the projection when the
 request arrives (concurrent requests may overshoot by the few in flight); execution
 concurrency is enforced strictly by the claim.
@@ -24,7 +26,7 @@ from reactor_jobs.domain.errors import (
     RunNotFound,
 )
 from reactor_jobs.domain.ids import new_id
-from reactor_jobs.domain.projection import RUN_TIME_COLUMNS, project, resolve_now
+from reactor_jobs.domain.projection import RUN_TIME_COLUMNS, RunInfo, project, resolve_now
 from reactor_jobs.engine.append_sql import CANCEL_CHANNEL
 from reactor_jobs.engine.journal import AppendRequest, Journal
 from reactor_jobs.engine.triggered import triggered_event
@@ -41,51 +43,6 @@ _RECORDED_AT = "SELECT recorded_at FROM _reactor_jobs.journal WHERE run_id = $1 
 _FIRST = "SELECT payload FROM _reactor_jobs.journal WHERE run_id = $1 AND position = 1"
 
 
-class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """A run as the runs projection shows it."""
-
-    id: str
-    org: str
-    job: str
-    status: str
-    attempt: int
-    function: str
-    function_version: int
-    trigger_kind: str
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    available_at: datetime | None = None
-    last_error: Any = None
-    output: Any = None
-    dlq_id: str | None = None
-    idempotency_key: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RunInfo:
-        decode = msgspec.json.decode
-        return cls(
-            id=row["run_id"],
-            org=row["org"],
-            job=row["job"],
-            status=row["status"],
-            attempt=row["attempt"],
-            function=row["function_name"],
-            function_version=row["function_version"],
-            trigger_kind=row["trigger_kind"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            available_at=row["available_at"],
-            last_error=None if row["last_error"] is None else decode(row["last_error"]),
-            output=None if row["output"] is None else decode(row["output"]),
-            dlq_id=row["dlq_id"],
-            idempotency_key=row["idempotency_key"],
-        )
-
-
 class Admission(NamedTuple):
     """What RunControl.admit did: the run, and whether this call created it."""
 
@@ -96,12 +53,6 @@ class Admission(NamedTuple):
 class RunControl:
     def __init__(self, pool: asyncpg.Pool, journal: Journal, registry: Registry) -> None:
         self.pool, self.journal, self.registry = pool, journal, registry
-
-    async def get(self, org: str, run_id: str) -> RunInfo:
-        row = await self.pool.fetchrow(_RUN, org, run_id)
-        if row is None:
-            raise RunNotFound(run_id)
-        return RunInfo.from_row(row)
 
     async def trigger(self, org: str, job: str, **options: Any) -> RunInfo:
         """Start a run (see admit); with an idempotency key, a repeat returns the first run."""

@@ -1,5 +1,6 @@
-"""Function bundles as deterministic tar.gz archives: pack a folder, read its manifest, check
-its layout, and unpack it safely (no absolute paths, no `..`, no links, bounded size).
+"""Function bundles as deterministic tar.gz archives: pack a folder (as reactor_jobs.bundles
+does), read its manifest, check its layout, and unpack it safely (no absolute paths, no
+`..`, no links, bounded size).
 
 A bundle holds `function.json` and `code/`; member names are relative POSIX paths.
 """
@@ -13,10 +14,11 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from reactor_jobs import bundles
 from reactor_jobs.functions.errors import BundleError
 
-MANIFEST_NAME = "function.json"
-MAX_ARCHIVE_BYTES = 50 * 1024 * 1024
+MANIFEST_NAME = bundles.MANIFEST_NAME
+MAX_ARCHIVE_BYTES = bundles.MAX_ARCHIVE_BYTES
 # Bounds what a small archive may expand to (a gzip bomb), and the manifest itself.
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 10_000
@@ -26,29 +28,16 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "python": ("code/index.py",),
     "bun": ("code/index.ts", "code/index.js", "code/index.mjs"),
 }
-# Caches of tools run in a function's folder (and its git metadata) are never part of its code.
-_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
-_SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _BAD_ARCHIVE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
 
 
 def pack_dir(path: str | os.PathLike[str]) -> bytes:
-    """The folder as a tar.gz whose bytes depend only on file names, contents and the
-    executable bit: entries sorted, times, owners and gzip header zeroed."""
-    root = Path(path)
-    if not (root / MANIFEST_NAME).is_file():
-        raise BundleError(f"{root}: no {MANIFEST_NAME} in the bundle folder")
-    buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for file, name in _bundle_files(root):
-            data = file.read_bytes()
-            tar.addfile(_file_info(name, len(data), _is_executable(file)), io.BytesIO(data))
-    archive = buffer.getvalue()
-    _check_size(archive)
-    return archive
+    """The folder packed as reactor_jobs.bundles packs it (the client packs the same way),
+    its refusals raised as BundleError; the size limit is this module's."""
+    try:
+        return bundles.pack_dir(path, max_bytes=MAX_ARCHIVE_BYTES)
+    except bundles.PackError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def read_manifest(archive: bytes) -> bytes:
@@ -102,45 +91,10 @@ def unpack(archive: bytes, dest: str | os.PathLike[str]) -> None:
             target.chmod(0o755 if info.mode & 0o100 else 0o644)
 
 
-def _bundle_files(root: Path) -> list[tuple[Path, str]]:
-    """The files to pack and their member names, sorted by name."""
-    found: list[tuple[Path, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if d not in _SKIPPED_DIRS]
-        here = Path(dirpath)
-        for dirname in dirnames:
-            if (here / dirname).is_symlink():
-                raise BundleError(f"{here / dirname}: links are not allowed in a bundle")
-        for filename in filenames:
-            file = here / filename
-            if filename.endswith(_SKIPPED_SUFFIXES):
-                continue
-            if file.is_symlink() or not file.is_file():
-                raise BundleError(f"{file}: only regular files are allowed in a bundle")
-            found.append((file, file.relative_to(root).as_posix()))
-    return sorted(found, key=lambda entry: entry[1])
-
-
-def _file_info(name: str, size: int, executable: bool) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mode = 0o755 if executable else 0o644
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-def _is_executable(file: Path) -> bool:
-    return bool(file.stat().st_mode & 0o100)
-
-
 def _check_size(archive: bytes) -> None:
-    if len(archive) > MAX_ARCHIVE_BYTES:
-        raise BundleError(
-            f"the bundle is {len(archive)} bytes; the limit is {MAX_ARCHIVE_BYTES} "
-            f"({MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB)"
-        )
+    problem = bundles.oversize(archive, MAX_ARCHIVE_BYTES)
+    if problem:
+        raise BundleError(problem)
 
 
 def _open(archive: bytes) -> tarfile.TarFile:

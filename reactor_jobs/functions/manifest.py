@@ -15,20 +15,25 @@ from reactor_jobs.domain.cron import check_cron, check_timezone
 from reactor_jobs.functions.errors import InvalidField, InvalidManifest, InvalidPolicy
 from reactor_jobs.triggers.declared import CronTrigger, EventTrigger, Trigger
 
-Backoff: TypeAlias = Literal["exponential", "linear"]
-Runtime: TypeAlias = Literal["python", "bun"]
+# The policy (with the spec's defaults) and its enums are part of the API: defined in wire.
+from reactor_jobs.wire.objects import (
+    DEFAULT_BACKOFF,
+    DEFAULT_INITIAL_DELAY_MS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_DELAY_MS,
+    DEFAULT_TIMEOUT_MS,
+    Backoff,
+    Policy,
+    Runtime,
+)
+
+CatchUp: TypeAlias = Literal["latest", "skip", "all"]
 
 BACKOFFS: tuple[str, ...] = ("exponential", "linear")
 # Function and job names: lowercase, digits and dashes; they appear in URLs and paths.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
-# The spec's defaults (Configuration, Limits and quotas).
-DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_BACKOFF: Backoff = "exponential"
-DEFAULT_INITIAL_DELAY_MS = 1_000
-DEFAULT_MAX_DELAY_MS = 60_000
-DEFAULT_MAX_CONCURRENCY = 10
-DEFAULT_TIMEOUT_MS = 600_000
 MAX_TIMEOUT_MS = 3_600_000
 MAX_ATTEMPTS_LIMIT = 100
 # The longest IANA name is 32 characters; longer is a typo or an attack.
@@ -78,17 +83,6 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             "max_concurrency": (1, self.max_concurrency_cap),
             "timeout_ms": (1, self.max_timeout_ms),
         }[field]
-
-
-class Policy(msgspec.Struct, frozen=True, kw_only=True):
-    """The effective retry, concurrency and timeout settings of a job."""
-
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    backoff: Backoff = DEFAULT_BACKOFF
-    initial_delay_ms: int = DEFAULT_INITIAL_DELAY_MS
-    max_delay_ms: int = DEFAULT_MAX_DELAY_MS
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    timeout_ms: int = DEFAULT_TIMEOUT_MS
 
 
 class PolicyOverrides(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import msgspec
 
-from reactor_jobs.functions.manifest import Backoff, Manifest, Policy, PolicyOverrides, Runtime
+from reactor_jobs.functions.manifest import Manifest, PolicyOverrides
+from reactor_jobs.wire.objects import Backoff, Policy, Runtime
 
 
 class FunctionInfo(msgspec.Struct, frozen=True, kw_only=True):

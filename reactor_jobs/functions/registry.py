@@ -27,15 +27,11 @@ from reactor_jobs.functions.errors import (
     VersionNotFound,
 )
 from reactor_jobs.functions.manifest import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_TIMEOUT_MS,
     MAX_TIMEOUT_MS,
-    Backoff,
     JobManifest,
     Limits,
     Manifest,
     PolicyOverrides,
-    Runtime,
     check_name,
     check_overrides,
     parse_manifest,
@@ -51,6 +47,7 @@ from reactor_jobs.functions.records import (
 from reactor_jobs.triggers.declared import Trigger
 from reactor_jobs.triggers.manifest_sync import TriggerChanges, sync_job, wanted_triggers
 from reactor_jobs.triggers.reconcile import spec_of
+from reactor_jobs.wire.objects import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT_MS, Backoff, Runtime
 
 _POLICY_FIELDS = (
     "max_attempts",

@@ -16,9 +16,6 @@ from aiohttp import web
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.domain.events import RecordedEvent
 from reactor_jobs.domain.replay import RunState
-from reactor_jobs.engine.audit import ReplayReport, diff, state_at
-from reactor_jobs.engine.auditor import Auditor
-from reactor_jobs.engine.lineage import Emitter, Node, emitters, lineage
 from reactor_jobs.functions.errors import InvalidField
 from reactor_jobs.http import query
 from reactor_jobs.http.bodies import decode_json, json_response
@@ -38,6 +35,9 @@ from reactor_jobs.http.objects import (
 )
 from reactor_jobs.http.routes import Route, authed, param
 from reactor_jobs.http.runs_routes import RUN, job_run
+from reactor_jobs.projections.auditor import Auditor
+from reactor_jobs.projections.lineage import Emitter, Node, emitters, lineage
+from reactor_jobs.projections.replay_check import ReplayReport, diff, state_at
 
 _POSITION = re.compile(r"[0-9]{1,18}")
 

@@ -5,35 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.domain.errors import DlqEntryNotFound
 from reactor_jobs.functions.errors import JobNotFound
 from reactor_jobs.http import query
-from reactor_jobs.http.bodies import from_row, json_response
+from reactor_jobs.http.bodies import json_response
 from reactor_jobs.http.jobs_routes import JOB
 from reactor_jobs.http.keys import NODE
-from reactor_jobs.http.objects import DlqEntry, DlqList, Run
+from reactor_jobs.http.objects import DlqEntry, DlqList, Run, run_of
 from reactor_jobs.http.routes import CURSOR, LIMIT, Route, authed, param
 from reactor_jobs.http.runs_routes import who
+from reactor_jobs.projections import queries
 
 DLQ = JOB + "/dlq"
-_COLUMNS = "dlq_id AS id, run_id, job, attempts, error, status, created_at, retried_at"
-# Newest first by (created_at, dlq_id): the dlq_by_job index, read from the cursor on.
-_LIST = f"""
-SELECT {_COLUMNS} FROM _reactor_jobs.dlq
- WHERE org = $1 AND job = $2
-   AND ($3::text IS NULL OR status = $3)
-   AND ($4::timestamptz IS NULL OR (created_at, dlq_id) < ($4, $5::text))
- ORDER BY created_at DESC, dlq_id DESC
- LIMIT $6"""
-_ENTRY_JOB = "SELECT job FROM _reactor_jobs.dlq WHERE org = $1 AND dlq_id = $2"
-_JOB_EXISTS = "SELECT 1 FROM _reactor_jobs.jobs WHERE org = $1 AND name = $2"
 
 
 def dlq_entry(row: Mapping[str, Any]) -> DlqEntry:
-    return from_row(DlqEntry, row, json=("error",))
+    return msgspec.convert(queries.json_columns(row, "error"), DlqEntry)
 
 
 async def list_dlq(request: web.Request, principal: Principal) -> web.Response:
@@ -41,14 +32,13 @@ async def list_dlq(request: web.Request, principal: Principal) -> web.Response:
     status = query.one_of(request, "status", ("open", "retried"))
     limit, after = query.limit(request), query.cursor(request)
     org, name = principal.org, request.match_info["name"]
-    async with request.app[NODE].pool.acquire() as conn:
-        rows = await conn.fetch(
-            _LIST, org, name, status, after and after.at, after and after.id, limit + 1
-        )
-        if not rows and await conn.fetchval(_JOB_EXISTS, org, name) is None:
-            raise JobNotFound(name)
-    entries = [dlq_entry(row) for row in rows[:limit]]
-    more = len(rows) > limit
+    page = await queries.list_dlq(
+        request.app[NODE].pool, org, name, status=status, after=after, limit=limit
+    )
+    if page is None:
+        raise JobNotFound(name)
+    entries = [dlq_entry(row) for row in page.rows]
+    more = page.more
     cursor = query.next_cursor(entries[-1].created_at, entries[-1].id) if more else None
     return json_response(DlqList(entries=entries, next_cursor=cursor))
 
@@ -57,11 +47,11 @@ async def retry_dlq(request: web.Request, principal: Principal) -> web.Response:
     query.check_params(request, ())
     dlq_id = request.match_info["dlq_id"]
     node = request.app[NODE]
-    job = await node.pool.fetchval(_ENTRY_JOB, principal.org, dlq_id)
+    job = await queries.dlq_entry_job(node.pool, principal.org, dlq_id)
     if job != request.match_info["name"]:
         raise DlqEntryNotFound(dlq_id)
     run = await node.control.retry_dlq(principal.org, dlq_id, by=who(principal))
-    return json_response(Run.of(run))
+    return json_response(run_of(run))
 
 
 ROUTES: list[Route] = [

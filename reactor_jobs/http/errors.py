@@ -17,6 +17,7 @@ from reactor_jobs.auth.throttle import ServerBusy, TooManyRequests
 from reactor_jobs.domain.errors import ConcurrencyExceeded, ReactorError
 from reactor_jobs.http.ratelimit import RateLimited
 from reactor_jobs.http.requestlog import request_id
+from reactor_jobs.wire.errors import ErrorBody, ErrorResponse
 
 log = logging.getLogger("reactor_jobs.http")
 
@@ -66,15 +67,6 @@ class PayloadTooLarge(ReactorError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the request body is larger than the limit of {limit} bytes")
         self.limit = limit
-
-
-class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
-    code: str
-    message: str
-
-
-class ErrorResponse(msgspec.Struct, frozen=True, kw_only=True):
-    error: ErrorBody
 
 
 def error_response(

@@ -19,9 +19,11 @@ from reactor_jobs.http.objects import (
     FunctionList,
     FunctionWithTriggers,
     Promote,
-    TriggerChanges,
     Version,
     VersionList,
+    function_of,
+    trigger_changes_of,
+    version_of,
 )
 from reactor_jobs.http.query import check_params
 from reactor_jobs.http.routes import Route, authed
@@ -38,19 +40,19 @@ async def create_function(request: web.Request, principal: Principal) -> web.Res
     check_params(request, ())
     body = await decode_json(request, FunctionCreate)
     info = await registry(request).create_function(principal.org, body.name, body.runtime)
-    return json_response(Function.of(info), status=201)
+    return json_response(function_of(info), status=201)
 
 
 async def list_functions(request: web.Request, principal: Principal) -> web.Response:
     check_params(request, ())
     infos = await registry(request).list_functions(principal.org)
-    return json_response(FunctionList(functions=[Function.of(i) for i in infos]))
+    return json_response(FunctionList(functions=[function_of(i) for i in infos]))
 
 
 async def get_function(request: web.Request, principal: Principal) -> web.Response:
     check_params(request, ())
     info = await registry(request).get_function(principal.org, request.match_info["name"])
-    return json_response(Function.of(info))
+    return json_response(function_of(info))
 
 
 async def delete_function(request: web.Request, principal: Principal) -> web.Response:
@@ -70,13 +72,13 @@ async def deploy(request: web.Request, principal: Principal) -> web.Response:
     version = next((v for v in versions if v.version == number), None)
     if version is None:
         raise VersionNotFound(name, number)
-    return json_response(Version.of(version), status=201)
+    return json_response(version_of(version), status=201)
 
 
 async def list_versions(request: web.Request, principal: Principal) -> web.Response:
     check_params(request, ())
     versions = await registry(request).list_versions(principal.org, request.match_info["name"])
-    return json_response(VersionList(versions=[Version.of(v) for v in versions]))
+    return json_response(VersionList(versions=[version_of(v) for v in versions]))
 
 
 async def promote(request: web.Request, principal: Principal) -> web.Response:
@@ -84,9 +86,9 @@ async def promote(request: web.Request, principal: Principal) -> web.Response:
     body = await decode_json(request, Promote, empty=b"{}")
     reg, name = registry(request), request.match_info["name"]
     promoted = await reg.promote_with_triggers(principal.org, name, body.version)
-    function = Function.of(await reg.get_function(principal.org, name))
+    function = function_of(await reg.get_function(principal.org, name))
     signed = request.app[CONFIG].jobs.webhook_secret is not None
-    triggers = TriggerChanges.of(promoted.triggers, signed=signed)
+    triggers = trigger_changes_of(promoted.triggers, signed=signed)
     return json_response(
         FunctionWithTriggers(**msgspec.structs.asdict(function), triggers=triggers)
     )

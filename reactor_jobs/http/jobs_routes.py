@@ -7,7 +7,6 @@ from aiohttp import web
 
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.functions.errors import InvalidField, NotPromoted
-from reactor_jobs.functions.manifest import Policy
 from reactor_jobs.functions.records import JobInfo
 from reactor_jobs.functions.registry import JobBinding, Registry
 from reactor_jobs.http.bodies import decode_json, json_response
@@ -18,10 +17,12 @@ from reactor_jobs.http.objects import (
     JobList,
     JobUpdate,
     JobWithTriggers,
-    TriggerChanges,
+    job_of,
+    trigger_changes_of,
 )
 from reactor_jobs.http.query import check_params
 from reactor_jobs.http.routes import Route, authed
+from reactor_jobs.wire.objects import Policy
 
 JOBS = "/jobs/v1/_admin/jobs"
 JOB = JOBS + "/{name}"
@@ -39,14 +40,14 @@ async def job_view(reg: Registry, info: JobInfo) -> Job:
         policy = (await reg.resolve(info.org, info.name)).policy
     except (NotPromoted, InvalidField):
         policy = None
-    return Job.of(info, policy)
+    return job_of(info, policy)
 
 
 async def binding_view(request: web.Request, binding: JobBinding) -> JobWithTriggers:
     """The job and, when its function's manifest changed its triggers, what it did."""
     view = await job_view(registry(request), binding.job)
     signed = request.app[CONFIG].jobs.webhook_secret is not None
-    triggers = TriggerChanges.of(binding.triggers, signed=signed)
+    triggers = trigger_changes_of(binding.triggers, signed=signed)
     return JobWithTriggers(**msgspec.structs.asdict(view), triggers=triggers)
 
 

@@ -13,7 +13,6 @@ import msgspec
 from aiohttp import web
 
 from reactor_jobs.http.bodies import json_response
-from reactor_jobs.http.errors import ErrorResponse
 from reactor_jobs.http.inputs import (
     MAX_PATH_PARAM_CHARS,
     MAX_QUERY_VALUE_CHARS,
@@ -21,6 +20,7 @@ from reactor_jobs.http.inputs import (
 )
 from reactor_jobs.http.keys import OPENAPI
 from reactor_jobs.http.routes import Param, Route
+from reactor_jobs.wire.errors import ErrorResponse
 
 VERSION = "0.1.0"
 _PATH_PARAM = re.compile(r"\{(\w+)\}")

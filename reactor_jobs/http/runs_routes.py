@@ -14,33 +14,30 @@ from aiohttp import web
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.domain.errors import RunNotFound
 from reactor_jobs.domain.ids import ENGINE_KEY_PREFIXES
+from reactor_jobs.domain.projection import RunInfo
 from reactor_jobs.engine.journal import export_line
-from reactor_jobs.engine.runs import RunControl, RunInfo
+from reactor_jobs.engine.runs import RunControl
 from reactor_jobs.functions.errors import InvalidField, JobNotFound
 from reactor_jobs.http import query
 from reactor_jobs.http.bodies import decode_json, json_response
 from reactor_jobs.http.jobs_routes import JOB
 from reactor_jobs.http.keys import NODE
-from reactor_jobs.http.objects import JournalEvent, JournalEvents, ManualTrigger, Run, RunList
+from reactor_jobs.http.objects import (
+    JournalEvent,
+    JournalEvents,
+    ManualTrigger,
+    Run,
+    RunList,
+    run_of,
+)
 from reactor_jobs.http.routes import CURSOR, LIMIT, Route, authed, header, param
+from reactor_jobs.projections import queries
 from reactor_jobs.telemetry.tracing import trace_headers
 
 STATUSES = ("queued", "running", "sleeping", "retrying", "completed", "failed", "cancelled")
 RUNS = JOB + "/runs"
 RUN = RUNS + "/{id}"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
-
-_JOB_EXISTS = "SELECT 1 FROM _reactor_jobs.jobs WHERE org = $1 AND name = $2"
-# Newest first by (created_at, run_id): the runs_by_job index, read backwards from the cursor.
-_LIST = """
-SELECT * FROM _reactor_jobs.runs
- WHERE org = $1 AND job = $2
-   AND ($3::text[] IS NULL OR status = ANY($3::text[]))
-   AND ($4::timestamptz IS NULL OR created_at >= $4)
-   AND ($5::timestamptz IS NULL OR created_at < $5)
-   AND ($6::timestamptz IS NULL OR (created_at, run_id) < ($6, $7::text))
- ORDER BY created_at DESC, run_id DESC
- LIMIT $8"""
 
 
 def control(request: web.Request) -> RunControl:
@@ -50,7 +47,7 @@ def control(request: web.Request) -> RunControl:
 async def job_run(request: web.Request, org: str) -> RunInfo:
     """The run at {id}, if it belongs to the job at {name} in the caller's org."""
     run_id = request.match_info["id"]
-    run = await control(request).get(org, run_id)
+    run = await queries.get_run(request.app[NODE].pool, org, run_id)
     if run.job != request.match_info["name"]:
         raise RunNotFound(run_id)
     return run
@@ -71,7 +68,7 @@ async def trigger(request: web.Request, principal: Principal) -> web.Response:
         principal.org, name, payload=body.payload, idempotency_key=key, kind="manual",
         headers=trace_headers(request.headers),  # W3C trace context, kept with the run
     )  # fmt: skip
-    return json_response(Run.of(run), status=201 if created else 200)
+    return json_response(run_of(run), status=201 if created else 200)
 
 
 async def list_runs(request: web.Request, principal: Principal) -> web.Response:
@@ -80,36 +77,35 @@ async def list_runs(request: web.Request, principal: Principal) -> web.Response:
     since, until = query.timestamp(request, "since"), query.timestamp(request, "until")
     limit, after = query.limit(request), query.cursor(request)
     name = request.match_info["name"]
-    async with request.app[NODE].pool.acquire() as conn:
-        rows = await conn.fetch(
-            _LIST, principal.org, name, statuses, since, until,
-            after and after.at, after and after.id, limit + 1,
-        )  # fmt: skip
-        if not rows and await conn.fetchval(_JOB_EXISTS, principal.org, name) is None:
-            raise JobNotFound(name)
-    runs = [Run.of(RunInfo.from_row(row)) for row in rows[:limit]]
-    more = len(rows) > limit
+    page = await queries.list_runs(
+        request.app[NODE].pool, principal.org, name, statuses=statuses, since=since,
+        until=until, after=after, limit=limit,
+    )  # fmt: skip
+    if page is None:
+        raise JobNotFound(name)
+    runs = [run_of(info) for info in page[0]]
+    more = page[1]
     cursor = query.next_cursor(runs[-1].created_at, runs[-1].id) if more else None
     return json_response(RunList(runs=runs, next_cursor=cursor))
 
 
 async def get_run(request: web.Request, principal: Principal) -> web.Response:
     query.check_params(request, ())
-    return json_response(Run.of(await job_run(request, principal.org)))
+    return json_response(run_of(await job_run(request, principal.org)))
 
 
 async def cancel_run(request: web.Request, principal: Principal) -> web.Response:
     query.check_params(request, ())
     run = await job_run(request, principal.org)
     cancelled = await control(request).cancel(principal.org, run.id, by=who(principal))
-    return json_response(Run.of(cancelled))
+    return json_response(run_of(cancelled))
 
 
 async def retry_run(request: web.Request, principal: Principal) -> web.Response:
     query.check_params(request, ())
     run = await job_run(request, principal.org)
     retried = await control(request).retry(principal.org, run.id, by=who(principal))
-    return json_response(Run.of(retried))
+    return json_response(run_of(retried))
 
 
 async def run_journal(request: web.Request, principal: Principal) -> web.Response:

@@ -22,9 +22,9 @@ from reactor_jobs.http.objects import (
     CreatedTrigger,
     Fire,
     NextFires,
-    Trigger,
     TriggerFires,
     TriggerList,
+    trigger_of,
 )
 from reactor_jobs.http.query import check_params
 from reactor_jobs.http.routes import Route, authed, param
@@ -41,7 +41,7 @@ async def create_trigger(request: web.Request, principal: Principal) -> web.Resp
     check_params(request, ())
     spec: TriggerSpec = await decode_json(request, TriggerSpec)  # type: ignore[arg-type]
     created = await request.app[TRIGGERS].create(principal.org, request.match_info["name"], spec)
-    view = Trigger.of(created.trigger)
+    view = trigger_of(created.trigger)
     signed = None
     if isinstance(spec, WebhookSpec):  # the secret itself is write-only
         signed = spec.secret is not None or request.app[CONFIG].jobs.webhook_secret is not None
@@ -53,7 +53,7 @@ async def list_triggers(request: web.Request, principal: Principal) -> web.Respo
     check_params(request, ())
     store = request.app[TRIGGERS]
     records = await store.list_for_job(principal.org, request.match_info["name"])
-    return json_response(TriggerList(triggers=[Trigger.of(r) for r in records]))
+    return json_response(TriggerList(triggers=[trigger_of(r) for r in records]))
 
 
 async def delete_trigger(request: web.Request, principal: Principal) -> web.Response:

@@ -12,6 +12,7 @@ import pytest
 
 from reactor_jobs import App, Retry, RunFailed, event
 from reactor_jobs.config import load_config
+from reactor_jobs.projections.queries import get_run
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration
@@ -85,7 +86,7 @@ async def test_a_run_is_pinned_to_the_version_it_started_on(db_url: str) -> None
         async with new.running(concurrency=2):
             assert (await new.wait(fresh, timeout=20)).output == "v2"
             await asyncio.sleep(0.5)
-            assert (await new.node.control.get(ORG, pending)).status == "queued"
+            assert (await get_run(new.node.pool, ORG, pending)).status == "queued"
     async with old, old.running(concurrency=2):
         done = await old.wait(pending, timeout=20)
         assert (done.status, done.output, done.function_version) == ("completed", "v1", 1)
@@ -156,12 +157,12 @@ async def test_code_jobs_are_replayed_and_checked_in_their_app(db_url: str) -> N
     async with old, old.running(concurrency=1):
         run_id = await old.trigger("ship")
         async with asyncio.timeout(20):
-            while (await old.node.control.get(ORG, run_id)).status != "sleeping":
+            while (await get_run(old.node.pool, ORG, run_id)).status != "sleeping":
                 await asyncio.sleep(0.05)
         report = await old.replay(run_id)
         assert report.ok and report.note is not None and "sleeping" in report.note
         # the server cannot run a code job's code: it says where to check it
-        from reactor_jobs.engine.auditor import Auditor, CodeJobAudit
+        from reactor_jobs.projections.auditor import Auditor, CodeJobAudit
 
         with pytest.raises(CodeJobAudit):
             await Auditor(old.node.journal, old.node.registry, old.node.hosts).replay(ORG, run_id)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from reactor_jobs.domain.replay import fold
-from reactor_jobs.engine.audit import diff, replay_check, state_at
-from reactor_jobs.engine.auditor import Auditor
-from reactor_jobs.engine.export import export_runs, verify_export
 from reactor_jobs.functions.bundle import pack_dir
 from reactor_jobs.functions.records import FunctionVersion
+from reactor_jobs.projections.auditor import Auditor
+from reactor_jobs.projections.export import export_runs, verify_export
+from reactor_jobs.projections.replay_check import diff, replay_check, state_at
 from tests.engine_fixtures import BUNDLES, ORG, Engine
 
 pytestmark = pytest.mark.integration

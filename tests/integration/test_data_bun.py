@@ -12,9 +12,9 @@ import pytest
 
 from reactor_jobs.data.service import DataService
 from reactor_jobs.domain import events as ev
-from reactor_jobs.engine.auditor import Auditor
 from reactor_jobs.functions.bun_binary import find_bun
 from reactor_jobs.functions.bundle import pack_dir
+from reactor_jobs.projections.auditor import Auditor
 from tests.data_fixtures import drop_data_roles
 from tests.engine_fixtures import BUNDLES, ORG, Engine
 

@@ -13,7 +13,7 @@ import pytest
 from reactor_jobs.data.service import DataService
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.replay import fold
-from reactor_jobs.engine.auditor import Auditor
+from reactor_jobs.projections.auditor import Auditor
 from tests.data_fixtures import drop_data_roles
 from tests.engine_fixtures import ORG, Engine
 

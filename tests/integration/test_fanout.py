@@ -11,7 +11,7 @@ import pytest
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.errors import FenceError
 from reactor_jobs.engine.journal import AppendRequest, Fence, Journal
-from reactor_jobs.engine.lineage import lineage
+from reactor_jobs.projections.lineage import lineage
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration

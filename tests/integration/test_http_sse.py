@@ -13,8 +13,9 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from reactor_jobs.http import logs_sse
 from reactor_jobs.http.app import AccessLogger, create_app
+from reactor_jobs.http.logs_sse import parse_cursor
+from reactor_jobs.projections import tail as logs_sse
 from tests.http_fixtures import Api, api
 
 pytestmark = pytest.mark.integration
@@ -228,6 +229,6 @@ async def test_a_log_line_committed_late_is_not_skipped(pool: Any) -> None:
                 seen += [line.message for _, line in await tail.log_lines(conn)]
                 await asyncio.sleep(0.02)
     assert seen == ["early", "late"]
-    resumed = logs_sse.Tail(pool, "acme", "work", logs_sse.parse_cursor(str(tail.cursor)))
+    resumed = logs_sse.Tail(pool, "acme", "work", parse_cursor(str(tail.cursor)))
     async with pool.acquire() as conn:
         assert await resumed.log_lines(conn) == []  # the cursor resumes after both

@@ -27,16 +27,14 @@ async def test_claim_queries_use_the_partial_runnable_indexes(pool: asyncpg.Pool
 
 
 async def test_log_tails_events_listing_and_lineage_use_their_indexes(pool: asyncpg.Pool) -> None:
-    from reactor_jobs.engine.lineage import _CAUSED
-    from reactor_jobs.http.events_routes import _LIST
-    from reactor_jobs.http.logs_sse import _LOGS_JOB, _LOGS_RUN
+    from reactor_jobs.projections.queries import SQL
 
-    assert "run_logs_tx_order" in await plan(pool, _LOGS_JOB, "acme", "job", "1", 0, 500)
-    one_run = await plan(pool, _LOGS_RUN, "acme", "job", "1", 0, 500, "run_1")
+    assert "run_logs_tx_order" in await plan(pool, SQL.logs_tail_job, "acme", "job", "1", 0, 500)
+    one_run = await plan(pool, SQL.logs_tail_run, "acme", "job", "1", 0, 500, "run_1")
     assert "run_logs_run_tx_order" in one_run
-    listing = await plan(pool, _LIST, "acme", None, False, None, None, 51)
+    listing = await plan(pool, SQL.events_list, "acme", None, False, None, None, 51)
     assert "events_by_org" in listing
-    assert "journal_caused_by" in await plan(pool, _CAUSED, "acme", ["run_1"])
+    assert "journal_caused_by" in await plan(pool, SQL.lineage_caused, "acme", ["run_1"])
 
 
 async def test_the_metrics_scrape_reads_unfinished_runs_through_the_partial_indexes(

@@ -24,8 +24,8 @@ from reactor_jobs.functions.errors import (
     NotPromoted,
     VersionNotFound,
 )
-from reactor_jobs.functions.manifest import Policy
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.wire.objects import Policy
 
 pytestmark = pytest.mark.integration
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from reactor_jobs.projections.queries import get_run
 from tests.engine_fixtures import ORG, Engine
 
 pytestmark = pytest.mark.integration
@@ -15,13 +16,13 @@ async def test_each_action_returns_what_the_projection_holds_after_it(engine: En
     admitted = await engine.control.admit(ORG, "ctl", payload={"mode": "fatal"},
                                           idempotency_key="k-1")  # fmt: skip
     assert admitted.created and admitted.run.status == "queued"
-    assert admitted.run == await engine.control.get(ORG, admitted.run.id)
+    assert admitted.run == await get_run(engine.pool, ORG, admitted.run.id)
     again = await engine.control.admit(ORG, "ctl", payload={}, idempotency_key="k-1")
     assert (again.created, again.run) == (False, admitted.run)
 
     cancelled = await engine.control.cancel(ORG, admitted.run.id, by="tester")
     assert cancelled.status == "cancelled" and cancelled.finished_at is not None
-    assert cancelled == await engine.control.get(ORG, admitted.run.id)
+    assert cancelled == await get_run(engine.pool, ORG, admitted.run.id)
 
     doomed = await engine.control.trigger(ORG, "ctl", payload={"mode": "fatal"})
     engine.start_worker()
@@ -30,7 +31,7 @@ async def test_each_action_returns_what_the_projection_holds_after_it(engine: En
     await engine.stop_workers()
     requeued = await engine.control.retry(ORG, doomed.id)
     assert requeued.status == "queued" and requeued.last_error == failed.last_error
-    assert requeued == await engine.control.get(ORG, doomed.id)
+    assert requeued == await get_run(engine.pool, ORG, doomed.id)
 
 
 async def test_a_run_claimed_at_once_is_still_answered_as_queued(engine: Engine) -> None:

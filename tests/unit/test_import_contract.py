@@ -21,6 +21,8 @@ PACKAGE = "reactor_jobs"  # `from reactor_jobs import __version__`: the package'
 LAYERS: dict[str, set[str]] = {
     "domain": set(),  # events, the run state machine, policy, cron, errors: no I/O
     "statements": set(),  # loads named SQL blocks
+    "wire": set(),  # the API's structs, shared by server and client
+    "bundles": set(),  # packing a function folder, shared by server and client
     "config": {"domain"},
     "database": {"domain", "config"},
     "telemetry": {"domain", "config", "database"},
@@ -29,7 +31,7 @@ LAYERS: dict[str, set[str]] = {
     # trigger definitions: a function.json declares its job's triggers, and the registry
     # makes the triggers table match them in its own transactions
     "triggers": {"domain", "statements"},
-    "functions": {"domain", "statements", "triggers"},
+    "functions": {"domain", "statements", "triggers", "wire", "bundles"},
     "hosts": {"domain", "functions"},  # the programs that run job code
     "engine": {
         "domain",
@@ -43,7 +45,7 @@ LAYERS: dict[str, set[str]] = {
         "triggers",
     },
     # The read side: rebuilds, queries, audit and export over the journal and projections.
-    "projections": {"domain", "statements", "config", "database", "functions", "engine"},
+    "projections": {"domain", "statements", "config", "database", "functions", "engine", "wire"},
     "node": {
         "domain",
         "config",
@@ -56,8 +58,19 @@ LAYERS: dict[str, set[str]] = {
         "triggers",
         "projections",
     },
-    "app": {"domain", "config", "database", "functions", "hosts", "engine", "triggers", "node"},
+    "app": {
+        "domain",
+        "config",
+        "database",
+        "functions",
+        "hosts",
+        "engine",
+        "triggers",
+        "node",
+        "projections",
+    },
     "http": {
+        "wire",
         "domain",
         "statements",
         "config",
@@ -71,9 +84,8 @@ LAYERS: dict[str, set[str]] = {
         "triggers",
         "node",
     },
-    # The client is being cut loose from the server (issue 12); until then it may lean on
-    # the shared errors and bundle packing, never on anything that imports it back.
-    "client": {PACKAGE, "domain", "functions"},
+    # The client depends on nothing of the server: only the shared structs and packing.
+    "client": {PACKAGE, "wire", "bundles"},
     "cli": {
         PACKAGE,
         "domain",

@@ -13,7 +13,6 @@ from reactor_jobs.functions.manifest import (
     JobManifest,
     Limits,
     Manifest,
-    Policy,
     PolicyOverrides,
     RetryPolicy,
     check_name,
@@ -22,6 +21,7 @@ from reactor_jobs.functions.manifest import (
     resolve_policy,
 )
 from reactor_jobs.triggers.declared import CronTrigger, EventTrigger, WebhookTrigger
+from reactor_jobs.wire.objects import Policy
 
 BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
 

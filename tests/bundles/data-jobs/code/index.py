@@ -39,11 +39,12 @@ async def fetch(request: Request, env: Mapping[str, str], ctx: Any) -> Any:
         left = await ctx.data.from_("orders").select("id,note", count="exact").order("id")
         return {"changed": changed.data, "gone": gone.data, "left": left.data, "n": left.count}
     if mode == "too_big":  # results over the 1 MiB a record may hold, read and written
-        codes = []
-        for call in (
+        codes: list[str | None] = []
+        calls: list[Any] = [
             lambda: ctx.data.from_("big").select("t"),
             lambda: ctx.data.rpc("fill_big", {"k": p["id"]}),
-        ):
+        ]
+        for call in calls:
             try:
                 await call()
                 codes.append(None)

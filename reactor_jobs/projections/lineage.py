@@ -8,25 +8,9 @@ import msgspec
 
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.errors import RunNotFound
+from reactor_jobs.statements import load
 
-_FIRST = """
-SELECT j.run_id, j.payload, r.job, r.status FROM _reactor_jobs.journal AS j
-  JOIN _reactor_jobs.runs AS r USING (run_id)
- WHERE j.org = $1 AND j.run_id = ANY($2::text[]) AND j.position = 1
-"""
-_CAUSED = """
-SELECT run_id FROM _reactor_jobs.journal
- WHERE org = $1 AND position = 1 AND (data -> 'trigger' ->> 'causation_run_id') = ANY($2::text[])
- ORDER BY global_position
-"""
-_PARENTS = """
-SELECT DISTINCT data -> 'trigger' ->> 'causation_run_id' AS causation
-  FROM _reactor_jobs.journal WHERE org = $1 AND position = 1 AND run_id = ANY($2::text[])
-"""
-_EMITTERS = """
-SELECT event_id, topic, run_id, job FROM _reactor_jobs.events
- WHERE org = $1 AND event_id = ANY($2::text[])
-"""
+SQL = load("reactor_jobs.projections", "read.sql")
 
 
 class Emitter(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,11 +38,11 @@ async def lineage(pool: asyncpg.Pool, org: str, run_id: str, *, depth: int = 10)
         raise RunNotFound(run_id)
     level = [root]
     for level_no in range(depth + 1):
-        ids = [r[0] for r in await pool.fetch(_CAUSED, org, [n.run_id for n in level])]
+        ids = [r[0] for r in await pool.fetch(SQL.lineage_caused, org, [n.run_id for n in level])]
         if not ids:
             break
         if level_no == depth:  # the tree stops here; say which leaves have more below
-            parents = {r["causation"] for r in await pool.fetch(_PARENTS, org, ids)}
+            parents = {r["causation"] for r in await pool.fetch(SQL.lineage_parents, org, ids)}
             for node in level:
                 node.more = node.run_id in parents
             break
@@ -73,7 +57,7 @@ async def lineage(pool: asyncpg.Pool, org: str, run_id: str, *, depth: int = 10)
 
 async def _nodes(pool: asyncpg.Pool, org: str, run_ids: list[str]) -> dict[str, Node]:
     nodes = {}
-    for row in await pool.fetch(_FIRST, org, run_ids):
+    for row in await pool.fetch(SQL.lineage_first_events, org, run_ids):
         first = ev.decode(row["payload"])
         assert isinstance(first, ev.Triggered)
         nodes[row["run_id"]] = Node(
@@ -92,5 +76,5 @@ async def emitters(pool: asyncpg.Pool, org: str, tree: Node) -> dict[str, Emitte
         pending.extend(node.caused)
     if not ids:
         return {}
-    rows = await pool.fetch(_EMITTERS, org, ids)
+    rows = await pool.fetch(SQL.lineage_emitters, org, ids)
     return {row["event_id"]: Emitter(**dict(row)) for row in rows}

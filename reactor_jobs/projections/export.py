@@ -17,27 +17,10 @@ import msgspec
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.events import to_recorded
 from reactor_jobs.engine.journal import VerifyResult, export_line, verify_rows
+from reactor_jobs.statements import load
+from reactor_jobs.wire.objects import JournalEvent
 
-_EXPORT = """
-SELECT j.global_position, j.run_id, j.position, j.org, j.type, j.version, j.recorded_at,
-       j.prev_hash, j.hash, j.payload
-  FROM _reactor_jobs.journal AS j JOIN _reactor_jobs.runs AS r USING (run_id)
- WHERE r.org = $1 AND r.job = $2 AND r.created_at >= $3 AND r.created_at < $4
- ORDER BY j.run_id, j.position
-"""
-
-
-class _Line(msgspec.Struct):
-    global_position: int
-    run_id: str
-    position: int
-    org: str
-    type: str
-    version: int
-    recorded_at: datetime
-    prev_hash: str
-    hash: str
-    data: msgspec.Raw
+SQL = load("reactor_jobs.projections", "read.sql")
 
 
 async def export_runs(
@@ -45,7 +28,7 @@ async def export_runs(
 ) -> AsyncIterator[bytes]:
     """NDJSON lines of every event of the job's runs created in [since, until)."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        cursor = await conn.cursor(_EXPORT, org, job, since, until)
+        cursor = await conn.cursor(SQL.export_job_runs, org, job, since, until)
         while rows := await cursor.fetch(2000):
             for rec in to_recorded(rows):
                 yield export_line(rec) + b"\n"
@@ -53,7 +36,7 @@ async def export_runs(
 
 def verify_export(lines: Iterable[bytes]) -> Iterator[VerifyResult]:
     """Check an export with no database: one result per run, in the file's order."""
-    decoder = msgspec.json.Decoder(_Line)
+    decoder = msgspec.json.Decoder(JournalEvent)
     current: list[dict[str, Any]] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -71,7 +54,7 @@ def verify_export(lines: Iterable[bytes]) -> Iterator[VerifyResult]:
         yield verify_rows(current[0]["run_id"], current)
 
 
-def _row(line: _Line) -> dict[str, Any]:
+def _row(line: JournalEvent) -> dict[str, Any]:
     """The line as the verifier reads a journal row: the payload rebuilt canonically."""
     return {
         "run_id": line.run_id,
@@ -82,5 +65,5 @@ def _row(line: _Line) -> dict[str, Any]:
         "recorded_at": line.recorded_at,
         "prev_hash": bytes.fromhex(line.prev_hash),
         "hash": bytes.fromhex(line.hash),
-        "payload": ev.canonical_json(msgspec.json.decode(line.data)),
+        "payload": ev.canonical_json(line.data),
     }

@@ -1,5 +1,5 @@
-"""The auditor's engine API: replay checks on the pinned or another version, the check of
-a version against every in-flight run, time travel, lineage — all org-scoped."""
+"""The auditor's API on the read side: replay checks (replay_check.py) on the pinned or another
+version, the check of a version against every in-flight run, time travel — all org-scoped."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.errors import ReactorError, RunNotFound
 from reactor_jobs.domain.events import RecordedEvent
 from reactor_jobs.domain.replay import RunState
-from reactor_jobs.engine.audit import ReplayReport, replay_check, state_at
 from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.projections.replay_check import ReplayReport, replay_check, state_at
+from reactor_jobs.statements import load
 
-_IN_FLIGHT = """
-SELECT r.run_id FROM _reactor_jobs.runs AS r
- WHERE r.org = $1 AND r.function_name = $2
-   AND r.status IN ('queued', 'running', 'sleeping', 'retrying')
- ORDER BY r.created_at
-"""
+SQL = load("reactor_jobs.projections", "read.sql")
+
 _CHECK_BATCH = 200
-
-_OWNED = "SELECT 1 FROM _reactor_jobs.runs WHERE org = $1 AND run_id = $2"
 
 
 class FunctionCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,7 +42,7 @@ class Auditor:
         return function
 
     async def records(self, org: str, run_id: str) -> list[RecordedEvent]:
-        if await self.journal.pool.fetchval(_OWNED, org, run_id) is None:
+        if await self.journal.pool.fetchval(SQL.run_owned, org, run_id) is None:
             raise RunNotFound(run_id)
         return await self.journal.read_stream(run_id)
 
@@ -64,7 +59,10 @@ class Auditor:
     async def check_function(self, org: str, function: str, version: int) -> FunctionCheck:
         """Would promoting `version` be safe for the runs in flight on this function?"""
         fv = await self.registry.get_version(org, self._checkable(function), version)
-        in_flight = [r["run_id"] for r in await self.journal.pool.fetch(_IN_FLIGHT, org, function)]
+        in_flight = [
+            r["run_id"]
+            for r in await self.journal.pool.fetch(SQL.runs_in_flight_of_function, org, function)
+        ]
         reports = []
         for start in range(0, len(in_flight), _CHECK_BATCH):  # one read per batch of runs
             chunk = in_flight[start : start + _CHECK_BATCH]
