@@ -1,5 +1,6 @@
 -- The write side's SQL, as it runs: named blocks loaded by reactor_jobs/statements.py.
--- Blocks are grouped by the module that runs them; each group opens with a banner.
+-- Blocks are grouped by the module that runs them, each name starting with its module's.
+-- (Text between blocks belongs to the block above it, so notes go inside a block.)
 
 -- =======================================================================================
 -- journal.py: the append statements. One round trip, one transaction, for a whole batch.
@@ -207,11 +208,8 @@ SELECT q.run_id, r.last_position, r.status, r.attempt, r.lease_owner,
   LEFT JOIN _reactor_jobs.idempotency_keys AS k
          ON k.org = q.org AND k.job = q.job AND k.key = q.key;
 
--- =======================================================================================
--- journal.py: reads and verification.
--- =======================================================================================
-
 -- name: journal_read_stream
+-- journal.py's reads and verification, from here on.
 -- One run's events after position $2, in stream order.
 SELECT global_position, run_id, position, org, type, version, recorded_at, prev_hash, hash,
        payload
