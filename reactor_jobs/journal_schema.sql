@@ -1,4 +1,4 @@
--- Reactor Jobs: the whole database, schema _reactor_jobs. Version 4.
+-- Reactor Jobs: the whole database, schema _reactor_jobs. Version 6.
 -- Idempotent: `reactor db migrate` (and every start) may run it on a live database.
 -- Upgrades: a database at an older version runs this whole file again. Sections below the
 -- version-1 marker change existing objects only in ways that are idempotent (ADD COLUMN IF
@@ -435,3 +435,35 @@ $$;
 REVOKE ALL ON FUNCTION _reactor_data.checkpoint(text, bytea, bytea) FROM PUBLIC;
 
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------
+-- Version 6.
+
+-- Exactly-once triggering is a fact of the journal, not of a projection: each idempotency
+-- key names the run it started. The append statement (engine/write.sql, journal_append)
+-- takes the key in the transaction that writes the run's Triggered event and never gives
+-- it back; a projection rebuild does not touch this table.
+CREATE TABLE IF NOT EXISTS _reactor_jobs.idempotency_keys (
+    org        text NOT NULL,
+    job        text NOT NULL,
+    key        text NOT NULL,
+    run_id     text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, job, key)
+);
+-- Upgrading from before version 6: the keys of existing runs, from their Triggered events
+-- (the first run to take a key keeps it). Later upgrades, which run this file again, skip
+-- the journal scan.
+INSERT INTO _reactor_jobs.idempotency_keys (org, job, key, run_id, created_at)
+SELECT org, data ->> 'job', data ->> 'idempotency_key', run_id, recorded_at
+  FROM _reactor_jobs.journal
+ WHERE position = 1 AND type = 'Triggered' AND data ->> 'idempotency_key' IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM _reactor_jobs.schema_version WHERE version >= 6)
+ ORDER BY global_position
+ON CONFLICT DO NOTHING;
+-- The runs projection's key index now only finds a run by its key; it decides nothing.
+DROP INDEX IF EXISTS _reactor_jobs.runs_idempotency;
+CREATE INDEX IF NOT EXISTS runs_by_idempotency_key ON _reactor_jobs.runs (org, job, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+INSERT INTO _reactor_jobs.schema_version (version) VALUES (6) ON CONFLICT DO NOTHING;

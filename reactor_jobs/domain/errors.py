@@ -50,6 +50,19 @@ class ConcurrencyError(ReactorError):
         self.actual = actual
 
 
+class IdempotencyConflict(ReactorError):
+    """The idempotency key already started another run; this one was not created."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, run_id: str, org: str, job: str, key: str, holder: str) -> None:
+        super().__init__(
+            f"run {run_id} not created: job {job} already has run {holder} for idempotency"
+            f" key {key!r}"
+        )
+        self.run_id, self.org, self.job, self.key, self.holder = run_id, org, job, key, holder
+
+
 class FenceError(ReactorError):
     """The attempt no longer owns the run; its append was refused."""
 

@@ -1,197 +1,132 @@
-"""The append statement: one round trip, one transaction, for any number of runs.
+"""The append statements' parameters: a batch of requests as the arrays that
+`journal_append_steps` or `journal_append` (engine/write.sql) take, and which of the two.
 
-For each request it checks the stream head (optimistic concurrency) and the fence in the
-same UPDATE that applies the run's projection patch; only the runs that pass get their
-events inserted (journal_chain() extends each hash chain), their dlq and events rows
-written, and, if runnable work appeared, one coalesced NOTIFY. A request that fails its
-check changes nothing and does not disturb the others.
-
-The statement is assembled from the parts a batch needs: a step append (the hot path)
-runs four small CTEs, not ten. Each shape is built once and prepared once per connection.
+Both statements are used as written; a part a batch does not need gets empty arrays.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from typing import Any
 
-from reactor_jobs.domain.projection import RUN_COLUMNS
+import msgspec
 
-WORK_CHANNEL = "reactor_jobs_work"  # runnable work appeared
+from reactor_jobs.domain.projection import Changes
+from reactor_jobs.statements import load
+
+WORK_CHANNEL = "reactor_jobs_work"  # runnable work appeared (named in write.sql's NOTIFY)
 CANCEL_CHANNEL = "reactor_jobs_cancel"  # payload: the id of a run cancelled while running
 
-_SET_COLUMNS = ", ".join(c for c in RUN_COLUMNS if c != "run_id")
-_NEW_VALUES = ", ".join(f"n.{c}" for c in RUN_COLUMNS if c != "run_id")
-# A patch's "+column": milliseconds after now(), the database's clock (handlers.LATER).
-_LATER = """coalesce((
-    SELECT jsonb_object_agg(substr(l.k, 2), now() + (l.v #>> '{}')::numeric * interval '1 ms')
-      FROM jsonb_each(q.patch) AS l(k, v) WHERE l.k LIKE '+%'), '{}')"""
+WRITE = load("reactor_jobs.engine", "write.sql")
+APPEND_STEPS = WRITE.journal_append_steps
+APPEND = WRITE.journal_append
+REFUSALS = WRITE.journal_refusals
 
-# Each part: its CTE text and the SQL types of its parameters, in order. In a part with
-# parameters, {0}, {1}, … become the parameters' numbers when the statement is assembled.
-PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "req": (
-        """
-req AS (
-    SELECT * FROM unnest({0}, {1}, {2}, {3}, {4}, {5}, {6})
-        AS q(run_id, expected, patch, fence_status, fence_attempt, fence_owner, notify)
-)""",
-        ("text[]", "int[]", "jsonb[]", "text[]", "int[]", "text[]", "bool[]"),
-    ),
-    "created": (
-        """
-created AS (
-    -- a new run spawned by another request (event fan-out) exists only if that one lands
-    INSERT INTO _reactor_jobs.runs
-    SELECT (jsonb_populate_record(NULL::_reactor_jobs.runs, n.r)).*
-      FROM unnest({0}, {1}) AS n(r, after)
-     WHERE n.after IS NULL OR n.after IN (SELECT run_id FROM updated)
-    ON CONFLICT DO NOTHING
-    RETURNING run_id, org, job
-)""",
-        ("jsonb[]", "text[]"),
-    ),
-    "updated": (
-        f"""
-updated AS (
-    UPDATE _reactor_jobs.runs AS r
-       SET ({_SET_COLUMNS}) =
-           (SELECT {_NEW_VALUES} FROM jsonb_populate_record(r, q.patch || {_LATER}) AS n)
-      FROM req AS q
-     WHERE r.run_id = q.run_id AND q.expected > 0 AND r.last_position = q.expected
-       AND (q.fence_status IS NULL OR r.status = q.fence_status)
-       AND (q.fence_attempt IS NULL OR r.attempt = q.fence_attempt)
-       AND (q.fence_owner IS NULL
-            OR (r.lease_owner = q.fence_owner AND r.lease_expires_at > now()))
-    RETURNING r.run_id, r.org, r.job
-)""",
-        (),
-    ),
-    "appended": (
-        """
-appended AS (
-    INSERT INTO _reactor_jobs.journal (run_id, position, org, type, version, payload)
-    SELECT e.run_id, e.position, ok.org, e.type, e.version, e.payload
-      FROM unnest({0}, {1}, {2}, {3}, {4}) WITH ORDINALITY
-           AS e(run_id, position, type, version, payload, n)
-      JOIN ok USING (run_id)
-     ORDER BY e.n
-    RETURNING 1
-)""",
-        ("text[]", "int[]", "text[]", "smallint[]", "bytea[]"),
-    ),
-    "consumers": (
-        """
-consumers AS (
-    SELECT c.event_id, count(*)::int AS n
-      FROM unnest({0}, {1}) AS c(event_id, run_id) JOIN ok USING (run_id)
-     GROUP BY c.event_id
-)""",
-        ("text[]", "text[]"),
-    ),
-    "dlq_opened": (
-        """
-dlq_opened AS (
-    INSERT INTO _reactor_jobs.dlq
-    SELECT (jsonb_populate_record(NULL::_reactor_jobs.dlq,
-                d || jsonb_build_object('org', ok.org, 'job', ok.job))).*
-      FROM unnest({0}) AS d JOIN ok ON ok.run_id = d->>'run_id'
-    RETURNING 1
-)""",
-        ("jsonb[]",),
-    ),
-    "dlq_retried": (
-        """
-dlq_retried AS (
-    UPDATE _reactor_jobs.dlq AS d SET status = 'retried', retried_at = now()
-      FROM unnest({0}, {1}) AS x(dlq_id, run_id) JOIN ok USING (run_id)
-     WHERE d.dlq_id = x.dlq_id AND d.status = 'open'
-    RETURNING 1
-)""",
-        ("text[]", "text[]"),
-    ),
-    "events_recorded": (
-        """
-events_recorded AS (
-    INSERT INTO _reactor_jobs.events
-    SELECT (jsonb_populate_record(NULL::_reactor_jobs.events,
-                x || jsonb_build_object(
-                    'org', ok.org, 'job', ok.job, 'fanout', coalesce(c.n, 0),
-                    'consumed_at', CASE WHEN c.n > 0 THEN now() END))).*
-      FROM unnest({0}) AS x
-      JOIN ok ON ok.run_id = x->>'run_id'
-      LEFT JOIN (SELECT * FROM consumers) AS c ON c.event_id = x->>'event_id'
-    RETURNING 1
-)""",
-        ("jsonb[]",),
-    ),
-    "events_consumed": (
-        """
-events_consumed AS (
-    -- rows inserted by events_recorded are invisible here, so nothing counts twice
-    UPDATE _reactor_jobs.events AS t
-       SET fanout = t.fanout + c.n, consumed_at = least(t.consumed_at, now())
-      FROM consumers AS c
-     WHERE t.event_id = c.event_id
-    RETURNING 1
-)""",
-        (),
-    ),
-    "notified": (
-        f"""
-notified AS (
-    SELECT pg_notify('{WORK_CHANNEL}', '')
-      FROM (SELECT 1 FROM req JOIN ok USING (run_id) WHERE req.notify LIMIT 1) AS w
-)""",
-        (),
-    ),
-}
-
-ORDER = (
-    "req",
-    "updated",
-    "created",
-    "ok",
-    "appended",
-    "consumers",
-    "dlq_opened",
-    "dlq_retried",
-    "events_recorded",
-    "events_consumed",
-    "notified",
-)
-_NO_CONSUMERS = "(SELECT NULL::text AS event_id, NULL::int AS n WHERE false)"
+_json = msgspec.json.Encoder()
 
 
-@lru_cache(maxsize=128)
-def statement(parts: frozenset[str]) -> str:
-    """The append statement with `parts` (always req, ok and appended), parameters in order."""
-    ctes: list[str] = []
-    number = 1
-    for name in ORDER:
-        if name == "ok":
-            sources = [f"SELECT * FROM {p}" for p in ("created", "updated") if p in parts]
-            ctes.append(f"\nok AS ({' UNION ALL '.join(sources)})")
-            continue
-        if name not in parts and name not in ("req", "appended"):
-            continue
-        text, types = PARTS[name]
-        placeholders = [f"${number + i}::{t}" for i, t in enumerate(types)]
-        number += len(types)
-        if name == "created" and "updated" not in parts:
-            text = text.replace(" OR n.after IN (SELECT run_id FROM updated)", "")
-        if name == "events_recorded" and "consumers" not in parts:
-            text = text.replace("(SELECT * FROM consumers)", _NO_CONSUMERS)
-        ctes.append(text.format(*placeholders) if types else text)
-    notified = "(SELECT count(*) FROM notified)" if "notified" in parts else "0"
-    return (
-        "WITH" + ",".join(ctes) + "\nSELECT array(SELECT run_id FROM ok) AS ok_runs,"
-        f" (SELECT count(*) FROM appended) AS appended, {notified} AS notified"
-    )
+def jsonb(value: Any) -> str:
+    """asyncpg's default jsonb codec takes text."""
+    return _json.encode(value).decode()
 
 
-# Why each refused request was refused: its head and ownership right after the statement.
-REFUSED = """
-SELECT run_id, last_position, status, attempt, lease_owner,
-       coalesce(lease_expires_at > now(), false) AS lease_valid
-  FROM _reactor_jobs.runs WHERE run_id = ANY($1::text[])
-"""
+class AppendArgs:
+    """One batch's arguments, filled request by request in journal order."""
+
+    def __init__(self) -> None:
+        # one element per request
+        self.run_ids: list[str] = []
+        self.expected: list[int] = []
+        self.patches: list[str | None] = []
+        self.fence_status: list[str | None] = []
+        self.fence_attempt: list[int | None] = []
+        self.fence_owner: list[str | None] = []
+        self.notify: list[bool] = []
+        # one per new run
+        self.new_runs: list[str] = []
+        self.after: list[str | None] = []
+        # one per event
+        self.event_runs: list[str] = []
+        self.positions: list[int] = []
+        self.types: list[str] = []
+        self.versions: list[int] = []
+        self.payloads: list[bytes] = []
+        # the side tables
+        self.consumed_events: list[str] = []
+        self.consumer_runs: list[str] = []
+        self.dlq_opened: list[str] = []
+        self.dlq_retried: list[str] = []
+        self.dlq_retried_runs: list[str] = []
+        self.events_recorded: list[str] = []
+
+    def add(
+        self,
+        run_id: str,
+        expected: int,
+        fence: tuple[str | None, int | None, str | None],
+        changes: Changes,
+        events: list[tuple[str, int, bytes]],
+        after: str | None = None,
+    ) -> None:
+        """One request: its fence (status, attempt, lease owner; None: unchecked), its
+        projection changes, and its events as (type, version, canonical payload)."""
+        self.run_ids.append(run_id)
+        self.expected.append(expected)
+        self.patches.append(None if changes.new_run is not None else jsonb(changes.run_patch))
+        self.fence_status.append(fence[0])
+        self.fence_attempt.append(fence[1])
+        self.fence_owner.append(fence[2])
+        self.notify.append(changes.notify)
+        if changes.new_run is not None:
+            self.new_runs.append(jsonb(changes.new_run))
+            self.after.append(after)
+        for offset, (type_name, version, payload) in enumerate(events, start=1):
+            self.event_runs.append(run_id)
+            self.positions.append(expected + offset)
+            self.types.append(type_name)
+            self.versions.append(version)
+            self.payloads.append(payload)
+        for event_id in changes.events_consumed:
+            self.consumed_events.append(event_id)
+            self.consumer_runs.append(run_id)
+        self.dlq_opened.extend(jsonb(row) for row in changes.dlq_opened)
+        for dlq_id in changes.dlq_retried:
+            self.dlq_retried.append(dlq_id)
+            self.dlq_retried_runs.append(run_id)
+        self.events_recorded.extend(jsonb(row) for row in changes.events_recorded)
+
+    def _steps_only(self) -> bool:
+        return not (
+            self.new_runs
+            or self.consumed_events
+            or self.dlq_opened
+            or self.dlq_retried
+            or self.events_recorded
+        )
+
+    def statement(self) -> tuple[str, list[Any]]:
+        """The statement for this batch and its arguments: the step append when every
+        request only moves an existing run, else the general one."""
+        requests = [
+            self.run_ids,
+            self.expected,
+            self.patches,
+            self.fence_status,
+            self.fence_attempt,
+            self.fence_owner,
+            self.notify,
+        ]
+        events = [self.event_runs, self.positions, self.types, self.versions, self.payloads]
+        if self._steps_only():
+            return APPEND_STEPS, [*requests, *events]
+        return APPEND, [
+            *requests,
+            self.new_runs,
+            self.after,
+            *events,
+            self.consumed_events,
+            self.consumer_runs,
+            self.dlq_opened,
+            self.dlq_retried,
+            self.dlq_retried_runs,
+            self.events_recorded,
+        ]

@@ -2,8 +2,8 @@
 exactly its topic (case-sensitive) in the emitting run's org.
 
 They are appended in the same statement as the Emitted event and exist only if it lands.
-Each carries the idempotency key event:<event_id>:<trigger_id>, so the runs_idempotency
-index makes the fan-out exactly-once, whatever retries or replays happen.
+Each carries the idempotency key event:<event_id>:<trigger_id>, so the journal's
+idempotency_keys table makes the fan-out exactly-once, whatever retries or replays happen.
 """
 
 from __future__ import annotations

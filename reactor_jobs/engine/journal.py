@@ -15,11 +15,12 @@ from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.errors import (
     ConcurrencyError,
     FenceError,
+    IdempotencyConflict,
     InvalidEvent,
     ReactorError,
 )
 from reactor_jobs.domain.events import RecordedEvent, to_recorded
-from reactor_jobs.domain.projection import Changes, project
+from reactor_jobs.domain.projection import project
 from reactor_jobs.engine import append_sql
 from reactor_jobs.engine.group_commit import GroupCommitter
 
@@ -51,39 +52,13 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
 
 AppendOutcome = int | ReactorError
 
-_COLUMNS = (
-    "global_position, run_id, position, org, type, version, recorded_at, prev_hash, hash, payload"
-)
-_READ_STREAM = f"""
-SELECT {_COLUMNS} FROM _reactor_jobs.journal
- WHERE run_id = $1 AND position > $2 ORDER BY position
-"""
-# Several whole streams at once (a claim's runs, a function check's runs in flight).
-READ_STREAMS = f"""
-SELECT {_COLUMNS} FROM _reactor_jobs.journal
- WHERE run_id = ANY($1::text[]) ORDER BY run_id, position
-"""
-# Rows of transactions older than every running one are final: no event can still commit
-# among them, so walking (tx_id, global_position) below that horizon never skips one.
-_READ_ALL = f"""
-WITH cursor AS (
-    SELECT coalesce((SELECT tx_id FROM _reactor_jobs.journal WHERE global_position = $1),
-                    '0'::xid8) AS tx
-)
-SELECT {_COLUMNS} FROM _reactor_jobs.journal AS j, cursor
- WHERE (j.tx_id, j.global_position) > (cursor.tx, $1::bigint)
-   AND j.tx_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY j.tx_id, j.global_position
- LIMIT $2
-"""
-_VERIFY_STREAM = f"""
-SELECT {_COLUMNS}, data = convert_from(payload, 'UTF8')::jsonb AS data_matches
-  FROM _reactor_jobs.journal WHERE run_id = $1 ORDER BY position
-"""
-_VERIFY_ALL = f"""
-SELECT {_COLUMNS}, data = convert_from(payload, 'UTF8')::jsonb AS data_matches
-  FROM _reactor_jobs.journal ORDER BY run_id, position
-"""
+# Public names: the plan tests and the claim read streams with these statements.
+READ_STREAM = append_sql.WRITE.journal_read_stream
+READ_STREAMS = append_sql.WRITE.journal_read_streams
+READ_ALL = append_sql.WRITE.journal_read_all
+HEAD = append_sql.WRITE.journal_head
+VERIFY_STREAM = append_sql.WRITE.journal_verify_stream
+VERIFY_ALL = append_sql.WRITE.journal_verify_all
 
 _json = msgspec.json.Encoder()
 
@@ -109,70 +84,6 @@ def export_line(rec: RecordedEvent) -> bytes:
             "data": msgspec.Raw(rec.payload),
         }
     )
-
-
-class _StatementInput:
-    """The append statement's parts and array parameters, filled request by request."""
-
-    def __init__(self) -> None:
-        self.params: dict[str, list[list[Any]]] = {
-            name: [[] for _ in types] for name, (_, types) in append_sql.PARTS.items()
-        }
-        self.parts: set[str] = set()
-
-    def _add(self, part: str, *values: Any) -> None:
-        self.parts.add(part)
-        for column, value in zip(self.params[part], values, strict=True):
-            column.append(value)
-
-    def add(self, req: AppendRequest, changes: Changes, payloads: list[bytes]) -> None:
-        fence = req.fence or Fence(status=None)
-        patch = None if changes.new_run is not None else _jsonb(changes.run_patch)
-        self._add(
-            "req",
-            req.run_id,
-            req.expected_position,
-            patch,
-            fence.status,
-            fence.attempt,
-            fence.lease_owner,
-            changes.notify,
-        )
-        if changes.new_run is not None:
-            self._add("created", _jsonb(changes.new_run), req.after)
-        else:
-            self.parts.add("updated")
-        if changes.notify:
-            self.parts.add("notified")
-        for offset, (event, payload) in enumerate(zip(req.events, payloads, strict=True)):
-            self._add(
-                "appended",
-                req.run_id,
-                req.expected_position + 1 + offset,
-                ev.event_type(event),
-                ev.event_version(event),
-                payload,
-            )
-        for row in changes.dlq_opened:
-            self._add("dlq_opened", _jsonb(row))
-        for dlq_id in changes.dlq_retried:
-            self._add("dlq_retried", dlq_id, req.run_id)
-        for event_id in changes.events_consumed:
-            self._add("consumers", event_id, req.run_id)
-            self.parts.add("events_consumed")
-        for row in changes.events_recorded:
-            self._add("events_recorded", _jsonb(row))
-
-    def sql(self) -> str:
-        return append_sql.statement(frozenset(self.parts))
-
-    def args(self) -> list[Any]:
-        return [
-            column
-            for name in append_sql.ORDER
-            if name in self.parts or name in ("req", "appended")
-            for column in self.params.get(name, [])
-        ]
 
 
 class _Prepared(msgspec.Struct, frozen=True):
@@ -211,9 +122,23 @@ def _validated(req: AppendRequest) -> list[bytes]:
     return payloads
 
 
-def _refusal(req: AppendRequest, head: asyncpg.Record | None) -> ReactorError:
-    if head is None or head["last_position"] != req.expected_position:
-        actual = None if head is None else head["last_position"]
+def _key(req: AppendRequest) -> tuple[str | None, str | None, str | None]:
+    """A new run's (org, job, idempotency key), or Nones: what journal_refusals looks up."""
+    first = req.events[0]
+    if req.expected_position == 0 and isinstance(first, ev.Triggered):
+        return first.org, first.job, first.idempotency_key
+    return None, None, None
+
+
+def _refusal(req: AppendRequest, head: asyncpg.Record) -> ReactorError:
+    if head["last_position"] is None and head["key_holder"] is not None:
+        first = req.events[0]
+        assert isinstance(first, ev.Triggered) and first.idempotency_key is not None
+        return IdempotencyConflict(
+            req.run_id, first.org, first.job, first.idempotency_key, head["key_holder"]
+        )
+    if head["last_position"] != req.expected_position:
+        actual = head["last_position"]
         return ConcurrencyError(req.run_id, req.expected_position, actual)
     fence = req.fence or Fence()
     if fence.status is not None and head["status"] != fence.status:
@@ -337,33 +262,53 @@ class Journal:
             len(p.run_ids) for p in batch
         ):
             raise InvalidEvent("one append statement cannot hold two requests for one run")
-        statement = _StatementInput()
+        args = append_sql.AppendArgs()
         for p in batch:  # each request before the runs it spawns: journal order is cause first
             for req, payloads in [(p.request, p.payloads), *p.spawned]:
                 changes = project(req.run_id, req.expected_position + 1, list(req.events))
-                statement.add(req, changes, payloads)
-        return await self._execute(conn, [p.request for p in batch], statement)
+                fence = req.fence or Fence(status=None)
+                events = [
+                    (ev.event_type(e), ev.event_version(e), payload)
+                    for e, payload in zip(req.events, payloads, strict=True)
+                ]
+                args.add(
+                    req.run_id,
+                    req.expected_position,
+                    (fence.status, fence.attempt, fence.lease_owner),
+                    changes,
+                    events,
+                    req.after,
+                )
+        return await self._execute(conn, [p.request for p in batch], args)
 
     async def _execute(
-        self, conn: asyncpg.Connection, requests: Sequence[AppendRequest], st: _StatementInput
+        self,
+        conn: asyncpg.Connection,
+        requests: Sequence[AppendRequest],
+        args: append_sql.AppendArgs,
     ) -> list[AppendOutcome]:
-        row = await conn.fetchrow(st.sql(), *st.args())
+        statement, values = args.statement()
+        row = await conn.fetchrow(statement, *values)
         assert row is not None
         ok = set(row["ok_runs"])
-        refused = [r.run_id for r in requests if r.run_id not in ok]
+        refused = [r for r in requests if r.run_id not in ok]
         heads = {}
         if refused:
-            heads = {h["run_id"]: h for h in await conn.fetch(append_sql.REFUSED, refused)}
+            keys = [_key(r) for r in refused]
+            rows = await conn.fetch(
+                append_sql.REFUSALS,
+                [r.run_id for r in refused],
+                *(list(column) for column in zip(*keys, strict=True)),
+            )
+            heads = {h["run_id"]: h for h in rows}
         return [
-            r.expected_position + len(r.events)
-            if r.run_id in ok
-            else _refusal(r, heads.get(r.run_id))
+            r.expected_position + len(r.events) if r.run_id in ok else _refusal(r, heads[r.run_id])
             for r in requests
         ]
 
     async def read_stream(self, run_id: str, after: int = 0) -> list[RecordedEvent]:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_READ_STREAM, run_id, after)
+            rows = await conn.fetch(READ_STREAM, run_id, after)
         return to_recorded(rows)
 
     async def read_streams(self, run_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
@@ -382,27 +327,25 @@ class Journal:
         order; across runs nothing committed later can appear behind the cursor.
         """
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_READ_ALL, after, limit)
+            rows = await conn.fetch(READ_ALL, after, limit)
         return to_recorded(rows)
 
     async def head(self, run_id: str) -> int:
         """The stream's last position (0 when there is no such stream)."""
         async with self._pool.acquire() as conn:
-            value = await conn.fetchval(
-                "SELECT max(position) FROM _reactor_jobs.journal WHERE run_id = $1", run_id
-            )
+            value = await conn.fetchval(HEAD, run_id)
         return int(value or 0)
 
     async def verify(self, run_id: str) -> VerifyResult:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_VERIFY_STREAM, run_id)
+            rows = await conn.fetch(VERIFY_STREAM, run_id)
         return verify_rows(run_id, rows)
 
     async def verify_all(self, batch: int = 5000) -> AsyncIterator[VerifyResult]:
         """Verify every stream, one result per run, streaming the journal through a cursor."""
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             current: list[asyncpg.Record] = []
-            async for row in conn.cursor(_VERIFY_ALL, prefetch=batch):
+            async for row in conn.cursor(VERIFY_ALL, prefetch=batch):
                 if current and current[0]["run_id"] != row["run_id"]:
                     yield verify_rows(current[0]["run_id"], current)
                     current = []

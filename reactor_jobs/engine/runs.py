@@ -22,6 +22,7 @@ from reactor_jobs.domain.errors import (
     ConcurrencyError,
     ConcurrencyExceeded,
     DlqEntryNotFound,
+    IdempotencyConflict,
     InvalidState,
     RunNotFound,
 )
@@ -103,12 +104,11 @@ class RunControl:
         run_id = new_id("run")
         try:
             await self.journal.append(run_id, [first], expected_position=0)
-        except ConcurrencyError:
-            if idempotency_key is None:
+        except IdempotencyConflict as conflict:  # a simultaneous repeat took the key first
+            holder = await self.pool.fetchrow(_RUN, org, conflict.holder)
+            if holder is None:  # the key's run is not projected (yet): refuse, don't guess
                 raise
-            row = await self.pool.fetchrow(_BY_KEY, org, job, idempotency_key)
-            assert row is not None, "the idempotency key conflicted, so its run exists"
-            return Admission(RunInfo.from_row(row), created=False)
+            return Admission(RunInfo.from_row(holder), created=False)
         return Admission(await self._as_appended(None, run_id, 0, [first]), created=True)
 
     async def trigger_many(

@@ -1,8 +1,8 @@
 """The scheduler loop of `reactor serve`: fires cron slots exactly once, on any number of
 nodes. A slot's run carries the idempotency key cron:<trigger>:<local slot time>, so the
-runs_idempotency index lets only one fire through, whatever happens; `fired_through` on the
-trigger records how far the slots are handled. Sleeps, retries and leases are the workers'
-(see worker.py).
+journal's idempotency_keys table lets only one fire through, whatever happens;
+`fired_through` on the trigger records how far the slots are handled. Sleeps, retries and
+leases are the workers' (see worker.py).
 
 Each tick reads every cron trigger with the database clock's now and sleeps until the next
 slot of any trigger (at most `interval_ms`), so a slot fires within milliseconds of its time
@@ -36,7 +36,7 @@ import asyncpg
 from reactor_jobs.database import DATABASE_ERRORS, DatabaseHealth
 from reactor_jobs.domain import cron
 from reactor_jobs.domain import events as ev
-from reactor_jobs.domain.errors import ConcurrencyError, ReactorError
+from reactor_jobs.domain.errors import IdempotencyConflict, ReactorError
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.engine.journal import AppendRequest
 from reactor_jobs.engine.runs import RunControl
@@ -191,8 +191,10 @@ class Scheduler:
             chunk = requests[start : start + APPEND_CHUNK]
             outcomes = await self.control.journal.append_many(chunk, conn)
             for late, outcome in zip(lateness[start:], outcomes, strict=False):
-                # A ConcurrencyError is a slot fired before (its key exists): nothing to do.
-                if isinstance(outcome, ReactorError) and not isinstance(outcome, ConcurrencyError):
+                # An IdempotencyConflict is a slot fired before (its key exists): nothing to do.
+                if isinstance(outcome, ReactorError) and not isinstance(
+                    outcome, IdempotencyConflict
+                ):
                     raise outcome
                 if isinstance(outcome, int):
                     fired.append(late)

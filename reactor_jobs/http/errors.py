@@ -33,6 +33,7 @@ STATUS: dict[str, int] = {
     "conflict": 409,
     "invalid_state": 409,
     "fenced": 409,
+    "idempotency_conflict": 409,
     "payload_too_large": 413,
     "invalid_field": 422,
     "invalid_manifest": 422,

@@ -7,11 +7,27 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 import pytest
 
 from reactor_jobs.domain import events as ev
-from reactor_jobs.domain.errors import ConcurrencyError, FenceError, InvalidEvent
-from reactor_jobs.engine.journal import AppendRequest, Fence, Journal, export_line
+from reactor_jobs.domain.errors import (
+    ConcurrencyError,
+    FenceError,
+    IdempotencyConflict,
+    InvalidEvent,
+)
+from reactor_jobs.domain.projection import RUN_COLUMNS
+from reactor_jobs.engine import append_sql
+from reactor_jobs.engine.journal import (
+    READ_STREAM,
+    READ_STREAMS,
+    AppendRequest,
+    Fence,
+    Journal,
+    export_line,
+)
+from reactor_jobs.projections.rebuild import rebuild
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +41,10 @@ def triggered(job: str = "process-order", org: str = "acme") -> ev.Triggered:
         trigger=ev.TriggerInfo(kind="manual"),
         payload={"orderId": "ord_123"},
     )
+
+
+def triggered_with_key(key: str, job: str = "process-order") -> ev.Triggered:
+    return msgspec.structs.replace(triggered(job), idempotency_key=key)
 
 
 def started(attempt: int = 1, worker: str = "w1", seconds: int = 30) -> ev.AttemptStarted:
@@ -328,15 +348,117 @@ async def test_export_line_carries_the_hashed_bytes(pool: asyncpg.Pool, journal:
     assert rec.hash.hex().encode() in line
 
 
-async def test_stream_read_uses_the_stream_index(pool: asyncpg.Pool) -> None:
-    await pool.execute("SET enable_seqscan = off")  # tiny tables: ask which index it would use
-    async with pool.acquire() as conn:
-        await conn.execute("SET enable_seqscan = off")
-        plan = await conn.fetchval(
-            "EXPLAIN (FORMAT TEXT) SELECT * FROM _reactor_jobs.journal"
-            " WHERE run_id = 'x' AND position > 0 ORDER BY position"
+async def test_stream_reads_use_the_stream_index(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")  # tiny tables: ask for intent
+        one = await conn.fetch(f"EXPLAIN {READ_STREAM}", "x", 0)
+        many = await conn.fetch(f"EXPLAIN {READ_STREAMS}", ["x", "y"])
+    assert "journal_stream_position" in "\n".join(r[0] for r in one)
+    assert "journal_stream_position" in "\n".join(r[0] for r in many)
+
+
+@pytest.mark.parametrize("name", ["journal_append_steps", "journal_append"])
+def test_the_append_statements_write_every_run_column_in_order(name: str) -> None:
+    """The UPDATE's column list is written out in write.sql; it must be RUN_COLUMNS."""
+    text = append_sql.WRITE[name]
+    listed = text[text.index("SET (") + 5 : text.index(") =")]
+    assert [c.strip() for c in listed.split(",")] == [c for c in RUN_COLUMNS if c != "run_id"]
+    assert f"pg_notify('{append_sql.WORK_CHANNEL}'" in text
+
+
+async def test_a_taken_idempotency_key_refuses_a_second_run(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
+    first = triggered_with_key("k1")
+    await journal.append("run_k1", [first], expected_position=0)
+    with pytest.raises(IdempotencyConflict) as info:
+        await journal.append("run_k2", [triggered_with_key("k1")], expected_position=0)
+    assert info.value.code == "idempotency_conflict" and info.value.holder == "run_k1"
+    assert "run_k1" in info.value.message and "'k1'" in info.value.message
+    assert await journal.head("run_k2") == 0
+    # The same key under another job, or another key, is free.
+    await journal.append("run_k3", [triggered_with_key("k1", job="other")], expected_position=0)
+    await journal.append("run_k4", [triggered_with_key("k2")], expected_position=0)
+    keys = await pool.fetch(
+        "SELECT job, key, run_id FROM _reactor_jobs.idempotency_keys ORDER BY run_id"
+    )
+    assert [tuple(k) for k in keys] == [
+        ("process-order", "k1", "run_k1"),
+        ("other", "k1", "run_k3"),
+        ("process-order", "k2", "run_k4"),
+    ]
+    # Re-sending the first run's own trigger is a stream conflict, and takes no key.
+    with pytest.raises(ConcurrencyError):
+        await journal.append("run_k1", [triggered_with_key("k9")], expected_position=0)
+    assert await pool.fetchval("SELECT count(*) FROM _reactor_jobs.idempotency_keys") == 3
+
+
+async def test_one_key_in_one_batch_starts_one_run(journal: Journal) -> None:
+    outcomes = await journal.append_many(
+        [
+            AppendRequest(
+                run_id=f"run_b{n}", events=[triggered_with_key("kb")], expected_position=0
+            )
+            for n in range(3)
+        ]
+    )
+    assert outcomes[0] == 1
+    assert all(isinstance(o, IdempotencyConflict) and o.holder == "run_b0" for o in outcomes[1:])
+
+
+async def test_two_connections_racing_for_one_key_start_one_run(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
+    """The second transaction waits on the first's uncommitted key, then is refused."""
+    async with pool.acquire() as a, pool.acquire() as b:
+        ta, tb = a.transaction(), b.transaction()
+        await ta.start()
+        await tb.start()
+        first = await journal.append_many(
+            [
+                AppendRequest(
+                    run_id="run_ra", events=[triggered_with_key("kr")], expected_position=0
+                )
+            ],
+            a,
         )
-    assert "journal_stream_position" in plan
+        assert first == [1]
+        second = asyncio.create_task(
+            journal.append_many(
+                [
+                    AppendRequest(
+                        run_id="run_rb", events=[triggered_with_key("kr")], expected_position=0
+                    )
+                ],
+                b,
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not second.done()  # blocked on run_ra's key until a commits
+        await ta.commit()
+        (outcome,) = await asyncio.wait_for(second, 30)
+        await tb.commit()
+    assert isinstance(outcome, IdempotencyConflict) and outcome.holder == "run_ra"
+    assert await journal.head("run_rb") == 0
+    assert await pool.fetchval("SELECT count(*) FROM _reactor_jobs.runs") == 1
+
+
+async def test_a_key_outlives_its_projection_row_and_a_rebuild(
+    pool: asyncpg.Pool, journal: Journal
+) -> None:
+    """Exactly-once does not rest on the runs projection: with the run's row gone (as in
+    the middle of a rebuild) the key still refuses a second run, and after the rebuild the
+    first run is back with its key."""
+    await journal.append("run_p1", [triggered_with_key("kp")], expected_position=0)
+    await pool.execute("DELETE FROM _reactor_jobs.runs")
+    with pytest.raises(IdempotencyConflict):
+        await journal.append("run_p2", [triggered_with_key("kp")], expected_position=0)
+    await rebuild(pool)
+    rows = await pool.fetch("SELECT run_id, idempotency_key FROM _reactor_jobs.runs")
+    assert [tuple(r) for r in rows] == [("run_p1", "kp")]
+    with pytest.raises(IdempotencyConflict):
+        await journal.append("run_p3", [triggered_with_key("kp")], expected_position=0)
+    assert await pool.fetchval("SELECT count(*) FROM _reactor_jobs.journal") == 1
 
 
 async def test_a_failing_projection_write_rolls_back_the_events(

