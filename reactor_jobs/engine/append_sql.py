@@ -61,7 +61,10 @@ updated AS (
        AND (q.fence_status IS NULL OR r.status = q.fence_status)
        AND (q.fence_attempt IS NULL OR r.attempt = q.fence_attempt)
        AND (q.fence_owner IS NULL
-            OR (r.lease_owner = q.fence_owner AND r.lease_expires_at > now()))
+            OR (r.lease_owner = q.fence_owner
+                AND (r.lease_expires_at > now()
+                     OR EXISTS (SELECT 1 FROM _reactor_jobs.workers AS w
+                                 WHERE w.name = r.lease_owner AND w.expires_at > now()))))
     RETURNING r.run_id, r.org, r.job
 )""",
         (),
@@ -192,6 +195,8 @@ def statement(parts: frozenset[str]) -> str:
 # Why each refused request was refused: its head and ownership right after the statement.
 REFUSED = """
 SELECT run_id, last_position, status, attempt, lease_owner,
-       coalesce(lease_expires_at > now(), false) AS lease_valid
-  FROM _reactor_jobs.runs WHERE run_id = ANY($1::text[])
+       coalesce(lease_expires_at > now(), false)
+       OR EXISTS (SELECT 1 FROM _reactor_jobs.workers AS w
+                   WHERE w.name = r.lease_owner AND w.expires_at > now()) AS lease_valid
+  FROM _reactor_jobs.runs AS r WHERE run_id = ANY($1::text[])
 """

@@ -8,7 +8,7 @@ import asyncpg
 
 from reactor_jobs.domain.errors import SchemaTooNew
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Any constant works; it only keeps two starting processes from migrating at once.
 _MIGRATE_LOCK = 7_242_001
 
