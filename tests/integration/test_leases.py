@@ -150,3 +150,34 @@ _BEAT = "SELECT beat_at FROM _reactor_jobs.workers WHERE name = $1"
 _HELD = """
 SELECT status, lease_owner, lease_expires_at < now() AS claim_lease_over
   FROM _reactor_jobs.runs WHERE run_id = $1"""
+
+
+async def test_a_worker_whose_heartbeat_lapsed_gives_up_its_runs_and_takes_a_new_name(
+    engine: Engine,
+) -> None:
+    """A paused worker's row goes stale (here: its expiry moved into the past, as a pause
+    past the lease would leave it). Its run is expired, and when the worker beats again it
+    does not revive the old row: it stops the attempt, registers under a new name, and the
+    retry runs under that name; the old name's appends stay refused."""
+    await engine.job("lapsed", max_attempts=3, initial_delay_ms=0, max_delay_ms=0)
+    worker = engine.start_worker(lease_ms=900)
+    run = await engine.control.trigger(ORG, "lapsed", payload={"mode": "slow", "seconds": 1.5})
+    async with asyncio.timeout(20):
+        while ("slow", 1) not in await engine.effects(run.id):
+            await asyncio.sleep(0.02)
+    old = worker.name
+    await engine.pool.execute(_LAPSE, old)
+    done = await engine.wait(run.id, timeout=30)
+    assert (done.status, done.attempt) == ("completed", 2)
+    assert worker.name != old
+    records = await engine.journal.read_stream(run.id)
+    (expired,) = [r.event for r in records if isinstance(r.event, ev.LeaseExpired)]
+    starts = [r.event for r in records if isinstance(r.event, ev.AttemptStarted)]
+    assert expired.worker == old and [s.worker for s in starts] == [old, worker.name]
+    assert not await engine.pool.fetchval(_LIVE, old)  # never revived
+    assert await engine.pool.fetchval(_LIVE, worker.name)
+
+
+_LAPSE = """
+UPDATE _reactor_jobs.workers SET expires_at = now() - interval '1 second' WHERE name = $1"""
+_LIVE = "SELECT expires_at > now() FROM _reactor_jobs.workers WHERE name = $1"
