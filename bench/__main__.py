@@ -18,6 +18,8 @@ from bench import data as data_bench
 from bench import faults as faults_bench
 from bench import hosts as hosts_bench
 from bench import http as http_bench
+from bench import peers as peers_bench
+from bench import resume as resume_bench
 from bench.database import bench_database, server_url
 
 Row = tuple[str, ...]
@@ -33,7 +35,10 @@ def _print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-GROUPS = ("journal", "execution", "hosts", "bun", "app", "http", "audit", "cron", "faults", "data")
+GROUPS = (
+    "journal", "execution", "hosts", "bun", "app", "http", "audit", "cron", "faults", "data",
+    "peers", "resume",
+)  # fmt: skip
 
 
 async def _group(
@@ -70,6 +75,13 @@ async def _group(
         return list(await audit.audit_figures(pool)), []
     if name == "data":
         return await data_bench.data_figures(pool)
+    if name == "resume":
+        more = await resume_bench.resume_figures(pool, args.resume_events, args.seconds)
+        return list(more), resume_bench.describe(args.resume_events)
+    if name == "peers":
+        peers_cfg = peers_bench.Config(jobs=args.peers_jobs, concurrency=args.concurrency)
+        more = await peers_bench.peers_figures(pool, peers_cfg, args.seconds)
+        return list(more), peers_cfg.describe()
     more, notes = await cron_bench.cron_figures(pool, cron_bench.Config(seconds=args.cron_seconds))
     return list(more), notes
 
@@ -119,6 +131,12 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--http-seconds", type=float, default=5.0, help="measured seconds per HTTP phase"
+    )
+    parser.add_argument(
+        "--peers-jobs", type=int, default=5_000, help="no-op jobs per system in the peers group"
+    )
+    parser.add_argument(
+        "--resume-events", type=int, default=100_000, help="events of the resume group's run"
     )
     parser.add_argument(
         "--cron-seconds", type=float, default=6.0, help="scheduler seconds per cron phase"

@@ -32,7 +32,7 @@ from reactor_jobs.functions.registry import Registry
 
 ORG = "bench"
 BUNDLES = Path(__file__).resolve().parent / "bundles"
-FUNCTIONS = ("noop", "steps5", "sleeper")
+FUNCTIONS = ("noop", "steps5", "sleeper", "resumer")
 # The spec caps a job's maxConcurrency at 10; a benchmark raises the server's cap so the
 # worker's own concurrency is the limit.
 CONCURRENCY_CAP = 100_000

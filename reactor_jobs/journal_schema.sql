@@ -421,7 +421,11 @@ BEGIN
        AND r.last_position = (g ->> 'expected')::integer
        AND r.status = 'running'
        AND r.attempt = (g ->> 'attempt')::integer
-       AND r.lease_owner = g ->> 'owner' AND r.lease_expires_at > now()
+       AND r.lease_owner = g ->> 'owner'
+       -- the lease holds by the claim or by the owner's heartbeat (version 5's workers)
+       AND (r.lease_expires_at > now()
+            OR EXISTS (SELECT 1 FROM _reactor_jobs.workers AS w
+                        WHERE w.name = r.lease_owner AND w.expires_at > now()))
     RETURNING r.last_position, r.org INTO head, owner_org;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'run %: the attempt no longer owns the run at position %',
@@ -435,6 +439,26 @@ $$;
 REVOKE ALL ON FUNCTION _reactor_data.checkpoint(text, bytea, bytea) FROM PUBLIC;
 
 INSERT INTO _reactor_jobs.schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------
+-- Version 5.
+--
+-- Worker liveness outside the journal (issue 15): one row per worker process, whose
+-- heartbeat (every lease/3) moves expires_at on the database clock. A running run's lease
+-- holds while its claim's lease (runs.lease_expires_at, from AttemptStarted) or its owner's
+-- heartbeat is current, so a run that merely runs writes no journal rows; the journal
+-- records the claim (AttemptStarted) and a loss (LeaseExpired), as before. A worker whose
+-- row lapsed never revives it: it takes a new name, so a lapsed owner stays fenced out.
+-- (_reactor_data.checkpoint above checks the same condition; the whole file runs on every
+-- upgrade, so it is replaced along with this section.)
+CREATE TABLE IF NOT EXISTS _reactor_jobs.workers (
+    name       text PRIMARY KEY,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    beat_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
+
+INSERT INTO _reactor_jobs.schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;
 
 -- ---------------------------------------------------------------------------------------
 -- Version 6.

@@ -20,8 +20,14 @@ from reactor_jobs.engine.schema import migrate
 from reactor_jobs.engine.worker import Worker
 from reactor_jobs.functions.registry import Registry
 
+# Connections a process needs besides extra_connections: the claim loop (1), the group
+# commit (2), heartbeat and lease checks (2), logs (1), scheduler and API requests (2).
+BASE_POOL = 8
+
 
 class Node:
+    """One process's engine: pool, journal, registry, hosts, run control, workers."""
+
     def __init__(self, config: Config, url: str, pool: asyncpg.Pool) -> None:
         jobs = config.jobs
         self.config, self.url, self.pool = config, url, pool
@@ -50,12 +56,20 @@ class Node:
         create_embedded: bool = False,
         pool_size: int | None = None,
     ) -> Node:
-        """Resolve the database (embedded when none is configured; a new embedded cluster
-        only with `create_embedded`), migrate, connect. The pool holds `pool_size`
-        connections (default: the workers' count + 8 + extra_connections); attempts share
-        the journal's group commit, so concurrency needs no connection of its own."""
+        """The one way to open the engine in a process (what `reactor serve`, `reactor
+        worker` and `App` do): resolve the database (embedded when none is configured; a new
+        embedded cluster only with `create_embedded`), migrate, connect. Then use
+        `node.control` to trigger, `node.worker()` / `run_worker` / `run_serve` to run, and
+        `await node.close()` at the end.
+
+        The pool holds `pool_size` connections (default BASE_POOL + extra_connections = 12),
+        whatever the concurrency: attempts hold no connection (their appends share the
+        journal's group commit), so a worker needs its claim loop's connection, the group
+        commit's (at most 2), and brief ones for heartbeats, lease checks, logs and the HTTP
+        API; its LISTEN connection is outside the pool. Two processes at any concurrency
+        stay far below a default Postgres's max_connections (100)."""
         url = await resolve_database_url(config, create=create_embedded)
-        size = pool_size or config.jobs.worker_count + 8 + extra_connections
+        size = pool_size or BASE_POOL + extra_connections
         pool = await create_pool(url, min_size=1, max_size=size)
         async with pool.acquire() as conn:
             await migrate(conn)

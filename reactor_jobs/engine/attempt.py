@@ -133,7 +133,8 @@ class Attempt:
 
     async def run(self, claimed: ClaimedRun, streams: dict[str, RunStream]) -> Outcome:
         state = fold(claimed.records)
-        fence = Fence(attempt=state.attempt, lease_owner=self.worker)
+        # The name it was claimed under (a worker whose heartbeat lapsed takes a new one).
+        fence = Fence(attempt=state.attempt, lease_owner=state.worker or self.worker)
         stream = streams[claimed.run_id] = RunStream(
             self.journal, claimed.run_id, state.position, fence
         )

@@ -1,5 +1,9 @@
 """Expired and interrupted leases: a run whose attempt was lost goes back to the queue.
 
+A lease lives outside the journal: the claim's AttemptStarted sets it for one lease period,
+and after that it holds while its owner's row in `workers` is heartbeating (write.sql). So
+expiry is decided by a stale heartbeat and still recorded as a LeaseExpired event.
+
 A worker that died (kill -9) or stalled loses its attempt to LeaseExpired, which counts as
 an attempt, so a crash-looping run still ends in the dead-letter queue. An attempt lost to
 the database itself is not the run's fault and is not charged (`charged=False`, requeued at
@@ -29,29 +33,11 @@ from reactor_jobs.domain.events import RecordedEvent, to_recorded
 from reactor_jobs.domain.ids import new_id
 from reactor_jobs.domain.replay import RunState, fold
 from reactor_jobs.engine.journal import READ_STREAMS, AppendRequest, Fence, Journal
+from reactor_jobs.statements import load
 
-_ROW = """r.run_id, r.attempt, r.lease_owner, r.last_position"""
-
-EXPIRED = f"""
-SELECT {_ROW},
-       pg_postmaster_start_time() > (
-           SELECT w.recorded_at FROM _reactor_jobs.journal AS w
-            WHERE w.run_id = r.run_id AND w.position = r.last_position) AS outage
-  FROM _reactor_jobs.runs AS r
- WHERE r.status = 'running' AND r.lease_expires_at < now()
- ORDER BY r.lease_expires_at
- LIMIT $1
-   FOR UPDATE OF r SKIP LOCKED
-"""
-# Runs this worker still holds (lease valid or not) in the attempts it lost to the database.
-INTERRUPTED = f"""
-SELECT {_ROW}, true AS outage
-  FROM _reactor_jobs.runs AS r
-  JOIN unnest($1::text[], $2::int[]) AS i (run_id, attempt)
-    ON i.run_id = r.run_id AND i.attempt = r.attempt
- WHERE r.status = 'running' AND r.lease_owner = $3
-   FOR UPDATE OF r
-"""
+_SQL = load("reactor_jobs.engine", "write.sql")
+EXPIRED = _SQL.runs_expired
+HELD_BY = _SQL.runs_held_by
 
 
 def _expiry(row: asyncpg.Record, state: RunState) -> list[ev.Event]:
@@ -112,8 +98,29 @@ async def release_interrupted(
 ) -> int:
     """Hand back, uncharged, `worker`'s runs (run id -> attempt) whose attempt lost its
     database connection; runs already taken away are left alone. Returns how many."""
+    return await _hand_back(conn, journal, runs, worker=worker, outage=True)
+
+
+async def release_abandoned(
+    conn: asyncpg.Connection, journal: Journal, runs: Mapping[str, int], *, worker: str
+) -> int:
+    """Expire `worker`'s runs (run id -> attempt) whose attempt ended without releasing
+    them (an unexpected error, stopped): their owner's heartbeat would keep their lease alive
+    for ever, so the worker gives them up as an expiry would (charged unless the database
+    restarted after the run's last write). Returns how many."""
+    return await _hand_back(conn, journal, runs, worker=worker, outage=False)
+
+
+async def _hand_back(
+    conn: asyncpg.Connection,
+    journal: Journal,
+    runs: Mapping[str, int],
+    *,
+    worker: str,
+    outage: bool,
+) -> int:
     async with conn.transaction():
-        rows = await conn.fetch(INTERRUPTED, list(runs), list(runs.values()), worker)
+        rows = await conn.fetch(HELD_BY, list(runs), list(runs.values()), worker, outage)
         if not rows:
             return 0
         return await _requeue(conn, journal, rows)

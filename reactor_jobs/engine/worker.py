@@ -1,6 +1,14 @@
 """The worker: claims due runs, runs each attempt as a task, keeps their leases alive,
 stops the ones cancelled elsewhere, and requeues runs whose worker died.
 
+Leases live outside the journal: the worker heartbeats one row of its own in `workers`
+every lease/3 (write.sql), and its runs' leases hold while that row is current, so a run
+that merely runs writes no journal rows. A worker that finds its row lapsed (paused, cut
+off) stops every attempt it holds and takes a new name: its runs are being expired, and the
+old name stays fenced out. An attempt that ends without releasing its run (an unexpected
+error, stopped) is expired by the worker itself, charged, since its heartbeat would
+otherwise keep that lease alive.
+
 LISTEN/NOTIFY only wakes it early; it polls every `poll_ms` anyway, so a dropped LISTEN
 connection costs latency, never correctness. Nothing here is needed to recover: another
 worker picks up whatever this one held once its leases expire.
@@ -28,16 +36,20 @@ from reactor_jobs.database import DATABASE_ERRORS, DatabaseHealth, is_disconnect
 from reactor_jobs.domain import events as ev
 from reactor_jobs.domain.ids import ulid
 from reactor_jobs.engine.append_sql import CANCEL_CHANNEL, WORK_CHANNEL
-from reactor_jobs.engine.attempt import Attempt, LostOwnership, RunStream
+from reactor_jobs.engine.attempt import Attempt, RunStream
 from reactor_jobs.engine.claim import ClaimedRun, claim_due_runs
 from reactor_jobs.engine.hosts import HostPool
 from reactor_jobs.engine.journal import Journal
-from reactor_jobs.engine.leases import expire_leases, release_interrupted
+from reactor_jobs.engine.leases import expire_leases, release_abandoned, release_interrupted
 from reactor_jobs.engine.logs import LogSink
 from reactor_jobs.functions.registry import Registry
+from reactor_jobs.statements import load
 from reactor_jobs.telemetry.metrics import METRICS
 
 log = logging.getLogger("reactor_jobs.worker")
+_SQL = load("reactor_jobs.engine", "write.sql")
+# How often a worker prunes the rows of workers long gone (a cheap DELETE on a small table).
+_PRUNE_EVERY_S = 600.0
 
 # Sleeps and retries due later. Runs already due but over their job's limit wait for a
 # completion instead, or every idle worker would spin on them.
@@ -45,9 +57,11 @@ _NEXT_DUE = """
 SELECT extract(epoch FROM min(available_at) - clock_timestamp()) FROM _reactor_jobs.runs
  WHERE status IN ('sleeping', 'retrying') AND available_at > clock_timestamp()
 """
+# Each run by the name it was claimed under (a worker takes a new name when its row lapsed).
 _OWNED = """
-SELECT run_id FROM _reactor_jobs.runs
- WHERE run_id = ANY($1::text[]) AND status = 'running' AND lease_owner = $2
+SELECT r.run_id FROM _reactor_jobs.runs AS r
+  JOIN unnest($1::text[], $2::text[]) AS o (run_id, owner) ON o.run_id = r.run_id
+ WHERE r.status = 'running' AND r.lease_owner = o.owner
 """
 
 
@@ -70,7 +84,8 @@ class Worker:
         self.pool, self.journal, self.dsn = pool, journal, dsn
         self.health = health or DatabaseHealth()
         self.serves = serves  # code-job versions of an app's worker; None: bundles
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
+        self._base_name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.name = name or f"{self._base_name}:{ulid()[-6:]}"
         self.concurrency, self.lease, self.poll = (
             concurrency,
             timedelta(milliseconds=lease_ms),
@@ -85,6 +100,12 @@ class Worker:
         self._conn: asyncpg.Connection | None = None
         # Attempts cut short by a lost connection: run id -> attempt, to hand back uncharged.
         self._interrupted: dict[str, int] = {}
+        # Attempts that ended still holding their run: run id -> (attempt, owner name).
+        self._abandoned: dict[str, tuple[int, str]] = {}
+        self._registered = False  # our row in `workers` exists under self.name
+        self._registering = asyncio.Lock()  # the claim loop and the heartbeat both may
+        self._owners: dict[str, str] = {}  # run id -> the name it was claimed under
+        self._pruned_at = 0.0
 
     async def run(self, stop: asyncio.Event, *, grace: float = 10.0) -> None:
         """Work until `stop` is set; then let running attempts finish for `grace` seconds."""
@@ -99,6 +120,7 @@ class Worker:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await self._sign_off()
             await self._drop_connection()
             await self.sink.close()
 
@@ -111,6 +133,7 @@ class Worker:
                     continue  # there may be more due right now
                 wait = await self._until_next_due() if free > 0 else self.poll
                 await self._hand_back_interrupted()
+                await self._give_up_abandoned()
                 self.health.reached()
             except DATABASE_ERRORS as exc:
                 wait = self.health.failed(exc, "claim")
@@ -145,6 +168,8 @@ class Worker:
         return self.poll if seconds is None else min(self.poll, max(float(seconds), 0.001))
 
     async def _claim(self, free: int) -> int:
+        if not self._registered:
+            await self._register(await self._connection())
         began = time.perf_counter()
         claimed = await claim_due_runs(
             await self._connection(),
@@ -180,6 +205,7 @@ class Worker:
 
     async def _attempt(self, run: ClaimedRun) -> None:
         ended = "error"
+        owner = self._owners[run.run_id] = _claimed_by(run)
         try:
             outcome = await self.attempt.run(run, self.streams)
             ended = outcome.kind
@@ -197,8 +223,11 @@ class Worker:
                     "run %s: the attempt failed unexpectedly; its lease will expire", run.run_id
                 )
         finally:
+            if ended in _MAY_HOLD:  # the run may still be ours: give it up (leases.py)
+                self._abandoned[run.run_id] = (_attempt_number(run), owner)
             METRICS.attempt_ended(*_org_job(run), ended)
             self.tasks.pop(run.run_id, None)
+            self._owners.pop(run.run_id, None)
             self._wake.set()
 
     async def _drain(self, grace: float) -> None:
@@ -216,31 +245,80 @@ class Worker:
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         interval = self.lease.total_seconds() / 3
         while not stop.is_set():
-            await asyncio.sleep(interval)
+            wait = interval
             try:
-                await self._extend_leases()
+                await self._beat()
             except DATABASE_ERRORS as exc:
                 self.health.failed(exc, "lease heartbeat")
+                # Soon again: after a restart the pool hands out its dead connections one by
+                # one, and every lost beat brings the lease closer to lapsing.
+                wait = min(interval, 0.05)
+            await asyncio.sleep(wait)
 
-    async def _extend_leases(self) -> None:
-        streams = list(self.streams.values())
-        if not streams:
-            return
-        lease_ms = int(self.lease.total_seconds() * 1000)
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.lease.total_seconds() * 1000)
 
-        async def extend(stream: RunStream) -> None:
-            # The database adds lease_ms to its own now(): no worker clock is involved.
-            beat = ev.LeaseExtended(
-                attempt=stream.fence.attempt or 0, worker=self.name, lease_ms=lease_ms
+    async def _register(self, conn: asyncpg.Connection) -> None:
+        """Our row in `workers`, under a name never used before (so never a lapsed one)."""
+        async with self._registering:
+            if self._registered:
+                return
+            while not await conn.fetchval(_SQL.workers_register, self.name, self._lease_ms):
+                self._rename()
+            self._registered = True
+
+    def _rename(self) -> None:
+        self.name = f"{self._base_name}:{ulid()[-6:]}"
+        self.attempt.worker = self.name
+
+    async def _beat(self) -> None:
+        """One heartbeat: a single-row UPDATE, whatever the number of running runs."""
+        async with self.pool.acquire() as conn:
+            if not self._registered:
+                await self._register(conn)
+                return
+            if await conn.fetchval(_SQL.workers_heartbeat, self.name, self._lease_ms):
+                return
+            lapsed = self.name
+            log.warning(
+                "worker %s: its heartbeat lapsed (paused or cut off for over a lease);"
+                " stopping its %d attempt(s), they are expired and retried",
+                lapsed,
+                len(self.tasks),
             )
-            try:
-                await stream.append([beat])
-            except LostOwnership:
-                self.stop_run(stream.run_id)
+            self._registered = False
+            self._rename()
+            for run_id in list(self.tasks):
+                self.stop_run(run_id)
+            await self._register(conn)
 
-        for failed in await asyncio.gather(*(extend(s) for s in streams), return_exceptions=True):
-            if isinstance(failed, BaseException):
-                raise failed
+    async def _give_up_abandoned(self) -> None:
+        if not self._abandoned:
+            return
+        held, self._abandoned = self._abandoned, {}
+        by_owner: dict[str, dict[str, int]] = {}
+        for run_id, (attempt, owner) in held.items():
+            by_owner.setdefault(owner, {})[run_id] = attempt
+        try:
+            for owner, runs in by_owner.items():
+                given = await release_abandoned(
+                    await self._connection(), self.journal, runs, worker=owner
+                )
+                if given:
+                    log.info("expired %d run(s) whose attempt ended holding them", given)
+                for run_id in runs:
+                    held.pop(run_id)
+        except DATABASE_ERRORS:
+            self._abandoned.update(held)
+            raise
+
+    async def _sign_off(self) -> None:
+        """Stopping: give up the runs still held, then our row (their leases end now)."""
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self._give_up_abandoned()
+            async with self.pool.acquire() as conn:
+                await conn.execute(_SQL.workers_forget, self.name)
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Once a second: stop attempts whose run was taken away; requeue expired leases."""
@@ -252,15 +330,19 @@ class Worker:
                 self.health.failed(exc, "lease check")
 
     async def _check_ownership_and_leases(self) -> None:
-        mine = list(self.tasks)
+        mine = [run_id for run_id in self.tasks if run_id in self._owners]
         if mine:
-            owned = {r[0] for r in await self.pool.fetch(_OWNED, mine, self.name)}
+            owners = [self._owners[run_id] for run_id in mine]
+            owned = {r[0] for r in await self.pool.fetch(_OWNED, mine, owners)}
             for run_id in mine:
                 if run_id not in owned and run_id in self.streams:
                     self.stop_run(run_id)
         async with self.pool.acquire() as conn:
             if await expire_leases(conn, self.journal):
                 self._wake.set()
+            if time.monotonic() - self._pruned_at > _PRUNE_EVERY_S:
+                await conn.execute(_SQL.workers_prune)
+                self._pruned_at = time.monotonic()
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold a LISTEN connection, reconnecting when it drops (killed, server restarted)."""
@@ -292,11 +374,19 @@ class Worker:
 
 
 _STARTS = {"queued": "first", "retrying": "retry", "sleeping": "wake"}
+# Attempt ends that may leave the run running under our name: nothing else releases it.
+_MAY_HOLD = frozenset({"error", "stopped", "lost"})
 
 
 def _org_job(run: ClaimedRun) -> tuple[str, str]:
     first = run.records[0].event  # a run's stream starts with its Triggered
     return (first.org, first.job) if isinstance(first, ev.Triggered) else ("", "")
+
+
+def _claimed_by(run: ClaimedRun) -> str:
+    started = run.records[-1].event  # a claim's stream ends with its AttemptStarted
+    assert isinstance(started, ev.AttemptStarted)
+    return started.worker
 
 
 def _attempt_number(run: ClaimedRun) -> int:

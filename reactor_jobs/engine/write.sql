@@ -47,7 +47,11 @@ updated AS (
        AND (q.fence_status IS NULL OR r.status = q.fence_status)
        AND (q.fence_attempt IS NULL OR r.attempt = q.fence_attempt)
        AND (q.fence_owner IS NULL
-            OR (r.lease_owner = q.fence_owner AND r.lease_expires_at > now()))
+            OR (r.lease_owner = q.fence_owner
+                -- the lease holds by the claim or by the owner's heartbeat (workers)
+                AND (r.lease_expires_at > now()
+                     OR EXISTS (SELECT 1 FROM _reactor_jobs.workers AS w
+                                 WHERE w.name = r.lease_owner AND w.expires_at > now()))))
     RETURNING r.run_id, r.org, r.job
 ),
 appended AS (
@@ -107,7 +111,11 @@ updated AS (
        AND (q.fence_status IS NULL OR r.status = q.fence_status)
        AND (q.fence_attempt IS NULL OR r.attempt = q.fence_attempt)
        AND (q.fence_owner IS NULL
-            OR (r.lease_owner = q.fence_owner AND r.lease_expires_at > now()))
+            OR (r.lease_owner = q.fence_owner
+                -- the lease holds by the claim or by the owner's heartbeat (workers)
+                AND (r.lease_expires_at > now()
+                     OR EXISTS (SELECT 1 FROM _reactor_jobs.workers AS w
+                                 WHERE w.name = r.lease_owner AND w.expires_at > now()))))
     RETURNING r.run_id, r.org, r.job
 ),
 starting AS (
@@ -201,7 +209,9 @@ SELECT array(SELECT run_id FROM ok) AS ok_runs,
 -- Why each refused request was refused, read right after the append: its run's head and
 -- ownership, and for a new run with an idempotency key, the run holding that key.
 SELECT q.run_id, r.last_position, r.status, r.attempt, r.lease_owner,
-       coalesce(r.lease_expires_at > now(), false) AS lease_valid,
+       coalesce(r.lease_expires_at > now(), false)
+       OR EXISTS (SELECT 1 FROM _reactor_jobs.workers AS w
+                   WHERE w.name = r.lease_owner AND w.expires_at > now()) AS lease_valid,
        k.run_id AS key_holder
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS q(run_id, org, job, key)
   LEFT JOIN _reactor_jobs.runs AS r ON r.run_id = q.run_id
@@ -260,3 +270,67 @@ SELECT global_position, run_id, position, org, type, version, recorded_at, prev_
        payload, data = convert_from(payload, 'UTF8')::jsonb AS data_matches
   FROM _reactor_jobs.journal
  ORDER BY run_id, position;
+
+-- Statements that write engine state (statements.py loads them by name).
+
+-- ---------------------------------------------------------------------------------------
+-- Worker liveness (schema version 5, issue 15): one row per worker, never journal rows.
+-- Times are the database's: now() plus the lease, so no worker clock takes part.
+
+-- name: workers_register
+-- $1 worker name (fresh per process and per lapse), $2 lease in ms.
+INSERT INTO _reactor_jobs.workers (name, expires_at)
+VALUES ($1, now() + $2 * interval '1 millisecond')
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- name: workers_heartbeat
+-- A lapsed row is not revived (no row returned): its runs may be expiring right now, so
+-- the worker stops their attempts and registers under a new name.
+UPDATE _reactor_jobs.workers
+   SET beat_at = now(), expires_at = now() + $2 * interval '1 millisecond'
+ WHERE name = $1 AND expires_at > now()
+RETURNING name
+
+-- name: workers_forget
+-- A worker stopping: its runs still running (cancelled at the end of the grace period)
+-- lose their lease at once instead of a lease later.
+DELETE FROM _reactor_jobs.workers WHERE name = $1
+
+-- name: workers_prune
+-- Rows of workers gone for an hour that own no running run.
+DELETE FROM _reactor_jobs.workers AS w
+ WHERE w.expires_at < now() - interval '1 hour'
+   AND NOT EXISTS (SELECT 1 FROM _reactor_jobs.runs AS r
+                    WHERE r.status = 'running' AND r.lease_owner = w.name)
+
+-- name: runs_expired
+-- Running runs whose claim's lease ran out and whose owner's heartbeat is stale (or gone).
+-- outage: the database restarted after the owner's last sign of life (the run's last write
+-- or its last heartbeat): the worker went silent when the server went away.
+SELECT r.run_id, r.attempt, r.lease_owner, r.last_position,
+       pg_postmaster_start_time() > greatest(w.beat_at, (
+           SELECT j.recorded_at FROM _reactor_jobs.journal AS j
+            WHERE j.run_id = r.run_id AND j.position = r.last_position)) AS outage
+  FROM _reactor_jobs.runs AS r
+  LEFT JOIN _reactor_jobs.workers AS w ON w.name = r.lease_owner
+ WHERE r.status = 'running' AND r.lease_expires_at < now()
+   AND (w.name IS NULL OR w.expires_at <= now())
+ ORDER BY r.lease_expires_at
+ LIMIT $1
+   FOR UPDATE OF r SKIP LOCKED
+
+-- name: runs_held_by
+-- Runs `$3` still holds in the given attempts (run ids $1, attempts $2), to hand back:
+-- uncharged after a lost connection ($4 true); else (the attempt ended without releasing
+-- its run: it failed unexpectedly or was stopped) as an expiry would decide: uncharged if
+-- the database restarted after the run's last write, charged otherwise.
+SELECT r.run_id, r.attempt, r.lease_owner, r.last_position,
+       $4::boolean OR pg_postmaster_start_time() > (
+           SELECT j.recorded_at FROM _reactor_jobs.journal AS j
+            WHERE j.run_id = r.run_id AND j.position = r.last_position) AS outage
+  FROM _reactor_jobs.runs AS r
+  JOIN unnest($1::text[], $2::int[]) AS i (run_id, attempt)
+    ON i.run_id = r.run_id AND i.attempt = r.attempt
+ WHERE r.status = 'running' AND r.lease_owner = $3
+   FOR UPDATE OF r
