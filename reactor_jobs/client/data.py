@@ -13,24 +13,12 @@ import msgspec
 from multidict import MultiDict
 
 from reactor_jobs.client.transport import Transport
+from reactor_jobs.wire.data import SqlDone, TableInfo, Tables
 
 DATA = "/data/v1"
 
 
-class DataTable(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    kind: str
-    columns: dict[str, str]
-    primary_key: list[str]
-
-
-class _Tables(msgspec.Struct, frozen=True):
-    tables: list[DataTable]
-
-
-class SqlDone(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    tables: list[str]
+DataTable = TableInfo  # the Data API's table description, as the server defines it
 
 
 class Data:
@@ -38,7 +26,7 @@ class Data:
         self._t = transport
 
     async def tables(self) -> builtins.list[DataTable]:
-        return (await self._t.decode(_Tables, "GET", f"{DATA}/_tables")).tables
+        return (await self._t.decode(Tables, "GET", f"{DATA}/_tables")).tables
 
     async def sql(self, text: str) -> SqlDone:
         """Run SQL (DDL) in the org's schema as the org's data role; needs the admin role."""

@@ -41,6 +41,7 @@ from reactor_jobs.data.errors import (
 from reactor_jobs.data.names import org_role, org_schema, quote_ident
 from reactor_jobs.data.request import DataRequest, checked
 from reactor_jobs.database import PooledConnection, is_disconnect
+from reactor_jobs.wire.data import TableInfo
 
 CATALOG_TTL_S = 5.0
 ORG_POOL_SIZE = 4
@@ -62,13 +63,6 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
         """ctx.data's `count`: the exact total when asked for, else the rows returned or
         written."""
         return self.total if self.total is not None else self.count
-
-
-class TableInfo(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    kind: str  # table | view | materialized view | partitioned table | foreign table
-    columns: dict[str, str]
-    primary_key: list[str]
 
 
 _KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view",

@@ -14,27 +14,15 @@ from aiohttp import web
 from reactor_jobs.auth.principal import Principal
 from reactor_jobs.data.errors import DataBadRequest
 from reactor_jobs.data.request import DataRequest, parse_prefer
-from reactor_jobs.data.service import DataService, Result, TableInfo
+from reactor_jobs.data.service import DataService, Result
 from reactor_jobs.http.bodies import decode_bytes, json_response, read_body
 from reactor_jobs.http.errors import MalformedJson
 from reactor_jobs.http.inputs import check_json_text
 from reactor_jobs.http.keys import NODE
 from reactor_jobs.http.routes import Route, authed, header, param
+from reactor_jobs.wire.data import SqlBody, SqlDone, Tables
 
 PREFIX = "/data/v1"
-
-
-class Tables(msgspec.Struct, frozen=True, kw_only=True):
-    tables: list[TableInfo]
-
-
-class SqlBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    sql: str
-
-
-class SqlDone(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    tables: list[str]
 
 
 def service(request: web.Request) -> DataService:

@@ -27,7 +27,7 @@ LAYERS: dict[str, set[str]] = {
     "database": {"domain", "config"},
     "telemetry": {"domain", "config", "database"},
     "auth": {"domain", "config"},
-    "data": {"domain", "config", "database", "statements"},
+    "data": {"domain", "config", "database", "statements", "wire"},
     # trigger definitions: a function.json declares its job's triggers, and the registry
     # makes the triggers table match them in its own transactions
     "triggers": {"domain", "statements"},
