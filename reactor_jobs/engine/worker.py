@@ -53,7 +53,7 @@ _PRUNE_EVERY_S = 600.0
 
 # Sleeps and retries due later. Runs already due but over their job's limit wait for a
 # completion instead, or every idle worker would spin on them.
-_NEXT_DUE = """
+NEXT_DUE = """
 SELECT extract(epoch FROM min(available_at) - clock_timestamp()) FROM _reactor_jobs.runs
  WHERE status IN ('sleeping', 'retrying') AND available_at > clock_timestamp()
 """
@@ -164,7 +164,7 @@ class Worker:
 
     async def _until_next_due(self) -> float:
         """Seconds to wait: until the earliest scheduled run is due, at most the poll interval."""
-        seconds = await (await self._connection()).fetchval(_NEXT_DUE)
+        seconds = await (await self._connection()).fetchval(NEXT_DUE)
         return self.poll if seconds is None else min(self.poll, max(float(seconds), 0.001))
 
     async def _claim(self, free: int) -> int:

@@ -117,7 +117,7 @@ METRICS = Metrics()
 
 # Two halves, each matching one partial index's predicate (runs_ready, runs_running), so
 # finished runs are never read; one `status IN (…)` would walk a full index instead.
-_ACTIVE = """
+ACTIVE_RUNS = """
 SELECT org, job, status, count(*) AS runs,
        count(*) FILTER (WHERE available_at <= now()) AS due,
        extract(epoch FROM now() - min(available_at) FILTER (WHERE available_at <= now()))
@@ -169,7 +169,7 @@ async def database_families(pool: asyncpg.Pool, max_series: int) -> list[Metric]
     )
     try:
         async with pool.acquire(timeout=5) as conn:
-            active = await conn.fetch(_ACTIVE, timeout=10)
+            active = await conn.fetch(ACTIVE_RUNS, timeout=10)
             dlq = await conn.fetch(_DLQ, timeout=10)
     except (*DATABASE_ERRORS, TimeoutError):
         up.add_metric([], 0)

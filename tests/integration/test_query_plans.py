@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from reactor_jobs.engine.claim import CLAIM, LOCK_DUE_JOBS
-from reactor_jobs.engine.worker import _NEXT_DUE
+from reactor_jobs.engine.worker import NEXT_DUE
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ async def test_claim_queries_use_the_partial_runnable_indexes(pool: asyncpg.Pool
     assert "runs_ready" in due_jobs and "runs_running" in due_jobs
     claim = await plan(pool, CLAIM, 10, ["acme"], ["job"], None)
     assert "runs_ready" in claim and "runs_running" in claim and "runs_resumed" in claim
-    assert "runs_waiting" in await plan(pool, _NEXT_DUE)
+    assert "runs_waiting" in await plan(pool, NEXT_DUE)
 
 
 async def test_log_tails_events_listing_and_lineage_use_their_indexes(pool: asyncpg.Pool) -> None:
@@ -40,8 +40,8 @@ async def test_log_tails_events_listing_and_lineage_use_their_indexes(pool: asyn
 async def test_the_metrics_scrape_reads_unfinished_runs_through_the_partial_indexes(
     pool: asyncpg.Pool,
 ) -> None:
-    from reactor_jobs.telemetry.metrics import _ACTIVE
+    from reactor_jobs.telemetry.metrics import ACTIVE_RUNS
 
-    active = await plan(pool, _ACTIVE)
+    active = await plan(pool, ACTIVE_RUNS)
     assert "runs_ready" in active and "runs_running" in active
     assert "Seq Scan on runs" not in active
